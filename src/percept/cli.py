@@ -1,0 +1,284 @@
+"""The ``percept`` command line. It only parses arguments and calls the library.
+
+Options of ``stylize`` and ``texture`` are generated from :class:`percept.style.StyleParams`, so the CLI,
+the Python API and the parameters recorded in every output share one set of names, defaults and help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import PerceptError
+
+EPILOG_STYLIZE = """\
+examples:
+  percept stylize photo.jpg starry_night.jpg -o out.png --size 256
+  percept stylize photo.jpg wave.jpg scream.jpg --style-blend-weights 0.7,0.3 -o blend.png
+  percept stylize photo.jpg starry_night.jpg -o out.png --preserve-color luminance
+  percept stylize photo.jpg starry_night.jpg -o big.png --size 1024        # 256 -> 512 -> 1024
+  percept stylize photo.jpg starry_night.jpg -o out.png --save-every 10 --timelapse out.gif
+  percept stylize --params-from out.png photo.jpg starry_night.jpg -o again.png   # reproduce a result
+"""
+
+EPILOG_TEXTURE = """\
+examples:
+  percept texture pebbles.jpg -o pebbles_512.png --size 512
+  percept texture red_peppers.jpg -o peppers.png --style-scale 0.5 --seed 3
+"""
+
+
+def _parse_list(kind: type):
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+
+    return parse
+
+
+def _add_param_options(parser: argparse.ArgumentParser, texture: bool) -> None:
+    from .style.params import field_default, param_fields
+
+    group = parser.add_argument_group("style options (also keyword arguments of percept.stylize)")
+    parsers = {"int": int, "float": float, "str": str, "list[str]": _parse_list(str), "list[float]": _parse_list(float)}
+    for f in param_fields(texture):
+        flag = "--" + f.name.replace("_", "-")
+        default = field_default(f)
+        parse = parsers[str(f.type)]
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        suffix = f" (default: {shown})" if shown not in ("", []) else ""
+        group.add_argument(
+            flag, type=parse, default=argparse.SUPPRESS, metavar=f.metadata.get("metavar") or f.name.split("_")[-1].upper(),
+            help=f"{f.metadata['help']}{suffix}",
+        )
+
+
+def _settings(args: argparse.Namespace, texture: bool) -> dict[str, Any]:
+    """Explicit options, on top of parameters recorded in ``--params-from`` (if given)."""
+    from .image import load_image, read_metadata
+    from .style.params import param_fields
+
+    names = {f.name for f in param_fields(texture)}
+    settings: dict[str, Any] = {}
+    if getattr(args, "params_from", None):
+        load_image(args.params_from, what="--params-from image")  # one-line errors for bad files
+        record = read_metadata(args.params_from)
+        if not record or "params" not in record:
+            raise PerceptError(f"{args.params_from!r} holds no percept parameters (was it made by percept?)")
+        settings.update({k: v for k, v in record["params"].items() if k in names})
+    settings.update({k: v for k, v in vars(args).items() if k in names})
+    if texture:
+        for key in ("content_weight", "init", "preserve_color", "content_layers", "content_layer_weights"):
+            settings.pop(key, None)
+    return settings
+
+
+def _command_line(kind: str, inputs: Sequence[str], output: str, params: dict[str, Any], texture: bool) -> str:
+    """The shell command that reproduces a result (every parameter spelled out)."""
+    from .style.params import param_fields
+
+    parts = ["percept", kind, *inputs, "-o", output]
+    for f in param_fields(texture):
+        value = params[f.name]
+        if isinstance(value, list):
+            if not value:
+                continue
+            value = ",".join(map(str, value))
+        if value == "":
+            continue
+        parts += ["--" + f.name.replace("_", "-"), str(value)]
+    return shlex.join(parts)
+
+
+def _write_frames(frames: list, output: Path, every: int) -> Path:
+    from .image import save_image
+
+    folder = output.with_name(output.stem + "_frames")
+    folder.mkdir(exist_ok=True)
+    for i, frame in enumerate(frames, start=1):
+        save_image(frame, folder / f"step{i * every:05d}.png")
+    return folder
+
+
+def _run_style(args: argparse.Namespace, texture: bool) -> int:
+    from .image import check_writable, save_gif, save_image
+    from .style import synthesize_texture, stylize
+
+    output = check_writable(args.output)
+    if args.timelapse:
+        check_writable(args.timelapse, what="timelapse")
+        if Path(args.timelapse).suffix.lower() != ".gif":
+            raise PerceptError(f"timelapse {args.timelapse!r} must end in .gif")
+    settings = _settings(args, texture)
+    frame_every = args.save_every
+    if args.timelapse and not frame_every:
+        iterations = settings.get("iterations", 200)
+        frame_every = max(1, iterations // 25)
+    if texture:
+        result = synthesize_texture(args.source, progress=not args.quiet, frame_every=frame_every, **settings)
+        inputs = [args.source]
+    else:
+        result = stylize(args.content, args.styles, progress=not args.quiet, frame_every=frame_every, **settings)
+        inputs = [args.content, *args.styles]
+    record = dict(result.params)
+    record["command"] = _command_line("texture" if texture else "stylize", inputs, str(output), record["params"], texture)
+    record["seconds"] = round(result.seconds, 2)
+    if args.save_every:
+        folder = _write_frames(result.frames, output, args.save_every)
+        print(f"wrote {len(result.frames)} intermediate frames to {folder}/")
+    if args.timelapse:
+        save_gif([*result.frames, result.image], args.timelapse)
+        print(f"wrote timelapse {args.timelapse} ({len(result.frames) + 1} frames)")
+    save_image(result.image, output, record)
+    first, last = result.history[0] if result.history else {}, result.history[-1] if result.history else {}
+    w, h = result.image.shape[-1], result.image.shape[-2]
+    losses = ", ".join(
+        f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in ("content", "style", "tv", "total") if k in first
+    )
+    print(f"wrote {output} ({w}x{h}) in {result.seconds:.1f}s" + (f"; losses: {losses}" if losses else ""))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import ARCHITECTURES, DEFAULT_WEIGHTS, layer_names, list_weights
+
+    rows = []
+    for arch in ARCHITECTURES:
+        for w in list_weights(arch):
+            rows.append({
+                "network": arch, "weights": w.name, "default": DEFAULT_WEIGHTS[arch] == w.name,
+                "preprocessing": w.preprocessing, "status": w.availability(),
+                "sources": [s.describe() for s in w.sources], "description": w.meta.get("description", ""),
+            })
+    if args.json:
+        print(json.dumps({"weights": rows, "layers": {a: layer_names(a) for a in ARCHITECTURES}}, indent=2))
+        return 0
+    width = max(len(f"{r['network']}:{r['weights']}") for r in rows) + 2
+    for arch in ARCHITECTURES:
+        print(f"{arch}")
+        for r in (r for r in rows if r["network"] == arch):
+            mark = " (default)" if r["default"] else ""
+            print(f"  {r['network'] + ':' + r['weights']:<{width}}{r['preprocessing']:<9} {r['status']}{mark}")
+            print(textwrap.fill(r["description"], 100, initial_indent=" " * 4, subsequent_indent=" " * 4))
+        print(textwrap.fill("layers: " + " ".join(layer_names(arch)), 100, initial_indent="  ", subsequent_indent="    "))
+        print()
+    print("Use a network with --network NAME and weights with --weights NAME (or --weights FILE.pth).")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .image import load_image, read_metadata
+
+    load_image(args.image, what="image")
+    record = read_metadata(args.image)
+    if not record:
+        raise PerceptError(f"{args.image!r} holds no percept parameters")
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+        return 0
+    print(f"made by percept {record.get('percept_version')} ({record.get('kind')}) on {record.get('device')} "
+          f"with weights {record.get('weights_id')} in {record.get('seconds')}s")
+    print(f"final losses: {record.get('final_losses')}")
+    print("reproduce with:")
+    print("  " + record.get("command", "(no command recorded)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="percept",
+        description="Reuse ImageNet-pretrained CNNs: neural style transfer and texture synthesis.",
+        epilog="Run `percept COMMAND --help` for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"percept {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "stylize", help="paint a photo in the style of one or more paintings (Gatys et al.)", formatter_class=fmt,
+        description="Neural style transfer by optimisation (Gatys, Ecker & Bethge 2016): the output image is "
+        "optimised so its VGG features match the content photo and the Gram matrices of the style image(s).",
+        epilog=EPILOG_STYLIZE,
+    )
+    p.add_argument("content", metavar="CONTENT", help="content photo")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are blended")
+    _add_common(p)
+    _add_param_options(p, texture=False)
+    p.set_defaults(func=lambda a: _run_style(a, texture=False))
+
+    p = sub.add_parser(
+        "texture", help="synthesise a new texture from a sample (Gatys et al.)", formatter_class=fmt,
+        description="Texture synthesis (Gatys, Ecker & Bethge 2015): seeded noise is optimised until its Gram "
+        "matrices match the source's. The output size does not depend on the source's size.",
+        epilog=EPILOG_TEXTURE,
+    )
+    p.add_argument("source", metavar="SOURCE", help="texture sample image")
+    _add_common(p)
+    _add_param_options(p, texture=True)
+    p.set_defaults(func=lambda a: _run_style(a, texture=True))
+
+    p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("info", help="show the parameters recorded in an output image and how to reproduce it")
+    p.add_argument("image", metavar="IMAGE", help="a PNG written by percept")
+    p.add_argument("--json", action="store_true", help="print the whole record as JSON (default: off)")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help="output image; parameters are stored in it (PNG text chunk) (required)")
+    g.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also write every N-th step to OUT_frames/ (default: 0 = off)")
+    g.add_argument("--timelapse", metavar="OUT.gif", help="assemble the intermediate steps into an animated GIF "
+                   "(default: off)")
+    g.add_argument("--params-from", metavar="PNG", help="start from the parameters recorded in a previous "
+                   "percept output; explicit options override them (default: off)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    if getattr(args, "save_every", 0) < 0:
+        parser.error("--save-every must be >= 0")
+    try:
+        return args.func(args)
+    except PerceptError as exc:
+        print(f"percept: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("percept: interrupted; no output written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("percept: error: out of memory; lower --size or use --optimizer adam", file=sys.stderr)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, full traceback on request
+        if os.environ.get("PERCEPT_DEBUG"):
+            raise
+        print(f"percept: internal error: {type(exc).__name__}: {exc} (set PERCEPT_DEBUG=1 for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Choosing the compute device."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import PerceptError
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Return a usable ``torch.device``.
+
+    ``"auto"`` picks CUDA, then Apple MPS, then CPU. An explicit device that is not available raises a
+    :class:`PerceptError` instead of failing later inside PyTorch.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise PerceptError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PerceptError(f"device {device!r} requested but CUDA is not available here; use --device auto or cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise PerceptError(
+            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PerceptError(f"device {device!r} requested but MPS is not available here; use --device auto or cpu")
+    return dev

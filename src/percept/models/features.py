@@ -1,0 +1,159 @@
+"""Convolutional feature stacks (VGG-19, VGG-16, AlexNet) with the layer names used in the papers.
+
+A :class:`FeatureNet` is the convolutional part of a classifier with every layer named as in the
+literature (``conv1_1``, ``relu1_1``, ``pool1``, ... for VGG; ``conv1`` ... ``pool5`` for AlexNet). Its
+forward pass returns the requested layers as a dict and stops at the deepest one, so asking for
+``relu4_2`` never runs conv5. Input is always an RGB batch in ``[0, 1]``: the preprocessing that belongs to
+the loaded weights (Caffe BGR minus mean, or ImageNet mean/std) is part of the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import PerceptError
+
+# (out_channels per conv) per block; "M" marks a pooling layer. Same as torchvision's VGG configs.
+_VGG_BLOCKS = {
+    "vgg16": [2, 2, 3, 3, 3],
+    "vgg19": [2, 2, 4, 4, 4],
+}
+_VGG_WIDTHS = [64, 128, 256, 512, 512]
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolution of an architecture: its name, channels, kernel size, stride and padding."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 1
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One pooling layer: its name, kernel size and stride."""
+
+    name: str
+    kernel: int = 2
+    stride: int = 2
+
+
+def _vgg_layers(arch: str) -> list[ConvSpec | PoolSpec | str]:
+    layers: list[ConvSpec | PoolSpec | str] = []
+    in_ch = 3
+    for block, (n_convs, width) in enumerate(zip(_VGG_BLOCKS[arch], _VGG_WIDTHS), start=1):
+        for i in range(1, n_convs + 1):
+            layers.append(ConvSpec(f"conv{block}_{i}", in_ch, width, 3))
+            layers.append(f"relu{block}_{i}")
+            in_ch = width
+        layers.append(PoolSpec(f"pool{block}"))
+    return layers
+
+
+def _alexnet_layers() -> list[ConvSpec | PoolSpec | str]:
+    return [
+        ConvSpec("conv1", 3, 64, 11, stride=4, padding=2), "relu1", PoolSpec("pool1", 3, 2),
+        ConvSpec("conv2", 64, 192, 5, padding=2), "relu2", PoolSpec("pool2", 3, 2),
+        ConvSpec("conv3", 192, 384, 3), "relu3",
+        ConvSpec("conv4", 384, 256, 3), "relu4",
+        ConvSpec("conv5", 256, 256, 3), "relu5", PoolSpec("pool5", 3, 2),
+    ]  # fmt: skip
+
+
+ARCHITECTURES: dict[str, list[ConvSpec | PoolSpec | str]] = {
+    "vgg19": _vgg_layers("vgg19"),
+    "vgg16": _vgg_layers("vgg16"),
+    "alexnet": _alexnet_layers(),
+}
+
+
+def _layer_name(spec: ConvSpec | PoolSpec | str) -> str:
+    return spec if isinstance(spec, str) else spec.name
+
+
+def layer_names(arch: str) -> list[str]:
+    """All layer names of an architecture, in forward order (e.g. ``conv1_1, relu1_1, ...``)."""
+    if arch not in ARCHITECTURES:
+        raise PerceptError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return [_layer_name(s) for s in ARCHITECTURES[arch]]
+
+
+def conv_specs(arch: str) -> list[ConvSpec]:
+    """The convolutions of an architecture, in forward order: what a weights file must provide."""
+    return [s for s in ARCHITECTURES[arch] if isinstance(s, ConvSpec)]
+
+
+class FeatureNet(nn.Module):
+    """A pretrained convolutional stack with named layers.
+
+    Args:
+        arch: ``"vgg19"``, ``"vgg16"`` or ``"alexnet"``.
+        preprocess: module mapping RGB in ``[0, 1]`` to what the weights expect; it is applied first.
+        pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al. found average pooling gives smoother
+            style transfer results).
+
+    Call ``net(x, layers)`` with ``x`` of shape ``(B, 3, H, W)`` in ``[0, 1]`` to get a dict
+    ``{name: (B, C, H', W')}`` of the requested layers; computation stops at the deepest requested layer.
+    """
+
+    def __init__(self, arch: str, preprocess: nn.Module | None = None, pooling: str = "max") -> None:
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise PerceptError(f"unknown pooling {pooling!r}; use max or avg")
+        self.arch = arch
+        self.pooling = pooling
+        self.preprocess = preprocess if preprocess is not None else nn.Identity()
+        self.layers = nn.ModuleDict()
+        for spec in ARCHITECTURES[arch]:
+            if isinstance(spec, ConvSpec):
+                module: nn.Module = nn.Conv2d(
+                    spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding
+                )
+            elif isinstance(spec, PoolSpec):
+                pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
+                module = pool(spec.kernel, spec.stride)
+            else:
+                module = nn.ReLU(inplace=False)
+            self.layers[_layer_name(spec)] = module
+        self._order = {name: i for i, name in enumerate(self.layers)}
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Layer names in forward order."""
+        return list(self.layers)
+
+    def validate_layers(self, layers: Iterable[str]) -> list[str]:
+        """Return ``layers`` as a list, or raise a one-line error naming the first unknown layer."""
+        layers = list(layers)
+        for name in layers:
+            if name not in self._order:
+                examples = ", ".join(n for n in self.layers if n.startswith("relu"))
+                raise PerceptError(
+                    f"unknown layer {name!r} for {self.arch}; valid layers include {examples} "
+                    f"(run `percept models` for all names)"
+                )
+        return layers
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Run up to the deepest layer in ``layers`` and return those activations by name."""
+        wanted = set(self.validate_layers(layers))
+        if not wanted:
+            return {}
+        last = max(self._order[name] for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        h = self.preprocess(x)
+        for i, (name, module) in enumerate(self.layers.items()):
+            h = module(h)
+            if name in wanted:
+                out[name] = h
+            if i == last:
+                break
+        return out

@@ -1,0 +1,341 @@
+"""Neural style transfer by optimisation (Gatys, Ecker & Bethge, CVPR 2016) and texture synthesis
+(Gatys, Ecker & Bethge, NIPS 2015).
+
+The image itself is optimised so that its features in a pretrained network match the content image's
+features (:func:`percept.losses.content_loss`) and the style images' Gram matrices
+(:func:`percept.losses.style_loss`), with a total-variation prior. Targets are computed once per scale and
+every forward pass stops at the deepest layer in use. Coarse-to-fine stages start from the upsampled result
+of the previous stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..device import resolve_device
+from ..errors import PerceptError
+from ..image import (
+    combine_luminance_chroma,
+    fit_size,
+    load_image,
+    luminance,
+    match_color,
+    match_luminance,
+    resize,
+    to_tensor,
+)
+from ..losses import ContentLoss, StyleLoss, tv_loss
+from ..models import FeatureNet, get_feature_net
+from .params import StyleParams
+
+ImageInput = str | os.PathLike | Image.Image | torch.Tensor
+
+
+@dataclass
+class Iterate:
+    """Progress report passed to a ``callback`` after every iteration."""
+
+    stage: int  # 0-based coarse-to-fine stage
+    stages: int
+    step: int  # 1-based step counted over all stages
+    total_steps: int
+    losses: dict[str, float]  # "content", "style", "tv", "total" (weighted)
+    image: torch.Tensor  # current (1, 3, H, W) image, detached; do not modify
+
+
+@dataclass
+class StyleResult:
+    """What :func:`stylize` and :func:`synthesize_texture` return."""
+
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], on the CPU
+    params: dict[str, Any]  # every parameter, plus inputs, versions and final losses
+    history: list[dict[str, float]] = field(default_factory=list)  # losses at every step
+    frames: list[torch.Tensor] = field(default_factory=list)  # snapshots every `frame_every` steps
+    seconds: float = 0.0
+
+
+def _as_pil(image: ImageInput, what: str) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        from ..image import to_pil
+
+        return to_pil(image)
+    return load_image(image, what=what)
+
+
+def _describe_input(image: ImageInput) -> dict[str, Any]:
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"path": None, "type": type(image).__name__}
+
+
+class _Objective:
+    """Weighted content + style + TV loss against fixed targets, for one network and one scale."""
+
+    def __init__(
+        self,
+        net: FeatureNet,
+        params: StyleParams,
+        content: torch.Tensor | None,
+        styles: list[torch.Tensor],
+    ) -> None:
+        self.net = net
+        self.params = params
+        self.content_layers = params.resolved_content_layers() if content is not None and params.content_weight else []
+        self.style_layers = params.resolved_style_layers()
+        self.content_layer_weights = params.content_layer_weights or [1.0] * len(self.content_layers)
+        self.style_layer_weights = params.style_layer_weights or [1.0] * len(self.style_layers)
+        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        with torch.no_grad():
+            self.content_losses = []
+            if self.content_layers:
+                feats = net(content, self.content_layers)
+                self.content_losses = [ContentLoss(feats[name]) for name in self.content_layers]
+            style_feats = [net(s, self.style_layers) for s in styles]
+            blend = params.style_blend_weights or [1.0] * len(styles)
+            self.style_losses = [
+                StyleLoss.from_features([f[name] for f in style_feats], blend) for name in self.style_layers
+            ]
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feats = self.net(image, self.layers)
+        p = self.params
+        zero = image.new_zeros(())
+        content = sum(
+            (w * loss(feats[name]) for w, loss, name in zip(self.content_layer_weights, self.content_losses, self.content_layers)),
+            zero,
+        ) / max(1.0, float(sum(self.content_layer_weights)))
+        style = sum(
+            (w * loss(feats[name]) for w, loss, name in zip(self.style_layer_weights, self.style_losses, self.style_layers)),
+            zero,
+        ) / max(1e-12, float(sum(self.style_layer_weights)))
+        tv = tv_loss(image)
+        total = p.content_weight * content + p.style_weight * style + p.tv_weight * tv
+        return total, {"content": content, "style": style, "tv": tv, "total": total}
+
+
+def _optimise(
+    objective: _Objective,
+    start: torch.Tensor,
+    params: StyleParams,
+    on_step: Callable[[torch.Tensor, dict[str, torch.Tensor]], None],
+) -> torch.Tensor:
+    """Run ``params.iterations`` loss evaluations from ``start``; return the optimised image."""
+    image = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    if params.iterations == 0:
+        return image.detach()
+    if params.optimizer == "lbfgs":
+        # One L-BFGS iteration = one evaluation; tolerances at 0 so it never stops early.
+        opt = torch.optim.LBFGS(
+            [image], lr=params.resolved_lr(), max_iter=params.iterations, max_eval=params.iterations,
+            tolerance_grad=0.0, tolerance_change=0.0, history_size=100,
+        )
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            total, parts = objective(image)
+            total.backward()
+            on_step(image, parts)
+            return total
+
+        opt.step(closure)
+    else:
+        opt = torch.optim.Adam([image], lr=params.resolved_lr())
+        for _ in range(params.iterations):
+            opt.zero_grad(set_to_none=True)
+            total, parts = objective(image)
+            total.backward()
+            opt.step()
+            with torch.no_grad():
+                image.clamp_(0, 1)
+            on_step(image, parts)
+    return image.detach().clamp(0, 1)
+
+
+def _run(
+    *,
+    content: ImageInput | None,
+    styles: Sequence[ImageInput],
+    params: StyleParams,
+    callback: Callable[[Iterate], None] | None,
+    progress: bool,
+    frame_every: int,
+    kind: str,
+) -> StyleResult:
+    started = time.perf_counter()
+    if not styles:
+        raise PerceptError("give at least one style image")
+    if params.style_blend_weights and len(params.style_blend_weights) != len(styles):
+        raise PerceptError(
+            f"style-blend-weights has {len(params.style_blend_weights)} values for {len(styles)} style images"
+        )
+    device = resolve_device(params.device)
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+
+    content_pil = _as_pil(content, "content image") if content is not None else None
+    style_pils = [_as_pil(s, "style image") for s in styles]
+    init_pil = None
+    if kind == "stylize" and params.init not in ("content", "noise", "style"):
+        init_pil = load_image(params.init, what="init image")
+
+    net = get_feature_net(
+        params.network, params.weights or None, pooling=params.pooling,
+        preprocessing=params.preprocessing, device=device,
+    )
+    net.validate_layers(params.resolved_content_layers() if kind == "stylize" else [])
+    net.validate_layers(params.resolved_style_layers())
+
+    stage_sizes = params.stage_sizes()
+    total_steps = params.iterations * len(stage_sizes)
+    bar = tqdm(total=total_steps, desc=kind, unit="it", disable=not progress, dynamic_ncols=True, leave=True)
+    history: list[dict[str, float]] = []
+    frames: list[torch.Tensor] = []
+    image: torch.Tensor | None = None
+    try:
+        for stage, longest in enumerate(stage_sizes):
+            if content_pil is not None:
+                out_size = fit_size(*content_pil.size, longest)
+                content_t = to_tensor(content_pil, size=out_size).to(device)
+            else:
+                out_size = (longest, longest)
+                content_t = None
+            style_ts = []
+            for pil in style_pils:
+                if content_pil is not None:
+                    style_longest = max(16, round(longest * params.style_scale))
+                else:  # texture: source at its own scale, relative to the final size
+                    style_longest = max(16, round(max(pil.size) * params.style_scale * longest / params.size))
+                style_ts.append(to_tensor(pil, longest=style_longest).to(device))
+
+            if params.preserve_color == "luminance" and content_t is not None:
+                content_t = luminance(content_t)
+                style_ts = [match_luminance(luminance(s), content_t) for s in style_ts]
+            elif params.preserve_color == "match" and content_t is not None:
+                style_ts = [match_color(s.cpu(), content_t.cpu()).to(device) for s in style_ts]
+
+            if image is not None:
+                start = resize(image, out_size)
+            elif kind == "texture" or params.init == "noise":
+                start = torch.rand(1, 3, out_size[1], out_size[0], generator=generator).to(device)
+            elif params.init == "content":
+                start = content_t.clone()
+            elif params.init == "style":
+                start = resize(style_ts[0], out_size)
+            else:
+                start = to_tensor(init_pil, size=out_size).to(device)
+                if params.preserve_color == "luminance":
+                    start = luminance(start)
+
+            objective = _Objective(net, params, content_t, style_ts)
+
+            def on_step(img: torch.Tensor, parts: dict[str, torch.Tensor], _stage: int = stage) -> None:
+                values = {k: float(v.detach()) for k, v in parts.items()}
+                history.append({"stage": _stage, **values})
+                step = len(history)
+                bar.update(1)
+                if step % 5 == 0 or step == total_steps:
+                    bar.set_postfix(size=max(out_size), content=f"{values['content']:.3g}",
+                                    style=f"{values['style']:.3g}", tv=f"{values['tv']:.3g}",
+                                    total=f"{values['total']:.3g}", refresh=False)
+                if frame_every and step % frame_every == 0:
+                    frames.append(img.detach().clamp(0, 1).cpu())
+                if callback is not None:
+                    callback(Iterate(_stage, len(stage_sizes), step, total_steps, values, img.detach()))
+
+            image = _optimise(objective, start, params, on_step)
+    except torch.OutOfMemoryError:
+        raise PerceptError(
+            f"out of memory on {device} at {max(out_size)} px; lower --size, use --optimizer adam or --device cpu"
+        ) from None
+    finally:
+        bar.close()
+
+    assert image is not None
+    if params.preserve_color == "luminance" and content_pil is not None:
+        image = combine_luminance_chroma(image, to_tensor(content_pil, size=tuple(image.shape[-1:-3:-1])).to(device))
+
+    record = {
+        "percept_version": __version__,
+        "torch_version": torch.__version__,
+        "kind": kind,
+        "params": params.to_dict(),
+        "weights_id": net.weights.id,  # type: ignore[attr-defined]
+        "device": str(device),
+        "content": _describe_input(content) if content is not None else None,
+        "styles": [_describe_input(s) for s in styles],
+        "final_losses": history[-1] if history else None,
+        "size_px": list(image.shape[-1:-3:-1]),
+    }
+    return StyleResult(image.cpu(), record, history, frames, time.perf_counter() - started)
+
+
+def stylize(
+    content: ImageInput,
+    styles: ImageInput | Sequence[ImageInput],
+    *,
+    callback: Callable[[Iterate], None] | None = None,
+    progress: bool = False,
+    frame_every: int = 0,
+    **settings: Any,
+) -> StyleResult:
+    """Paint ``content`` in the style of ``styles`` by optimising the image (Gatys et al. 2016).
+
+    Args:
+        content: content image: a path, a PIL image or a ``(1, 3, H, W)`` tensor in ``[0, 1]``.
+        styles: one style image or several (blended by ``style_blend_weights``).
+        callback: called with an :class:`Iterate` after every step.
+        progress: show a tqdm progress bar with the current losses.
+        frame_every: keep a snapshot every N steps in ``result.frames`` (0 = none).
+        **settings: any field of :class:`~percept.style.params.StyleParams` (``size``, ``iterations``,
+            ``style_weight``, ``preserve_color``, ``seed``, ...).
+
+    Returns:
+        A :class:`StyleResult` whose ``image`` is ``(1, 3, H, W)`` with longest side ``size``.
+    """
+    params = _params(settings)
+    if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
+        styles = [styles]
+    return _run(content=content, styles=list(styles), params=params, callback=callback, progress=progress,
+                frame_every=frame_every, kind="stylize")
+
+
+def synthesize_texture(
+    source: ImageInput,
+    *,
+    callback: Callable[[Iterate], None] | None = None,
+    progress: bool = False,
+    frame_every: int = 0,
+    **settings: Any,
+) -> StyleResult:
+    """Synthesise a new ``size x size`` texture with the Gram statistics of ``source`` (Gatys et al. 2015).
+
+    Style loss only (plus TV), starting from seeded noise. Accepts the same settings as :func:`stylize`
+    except those about content.
+    """
+    texture_only = {k: v for k, v in settings.items()}
+    for key in ("content_weight", "init", "preserve_color", "content_layers", "content_layer_weights"):
+        if key in texture_only:
+            raise PerceptError(f"{key} does not apply to texture synthesis")
+    params = _params({**texture_only, "content_weight": 0.0, "init": "noise"})
+    return _run(content=None, styles=[source], params=params, callback=callback, progress=progress,
+                frame_every=frame_every, kind="texture")
+
+
+def _params(settings: dict[str, Any]) -> StyleParams:
+    try:
+        return StyleParams(**settings)
+    except TypeError as exc:
+        raise PerceptError(f"unknown setting: {exc}") from None
