@@ -142,11 +142,33 @@ class FeatureNet(nn.Module):
                 )
         return layers
 
+    def min_input_size(self, layers: Sequence[str]) -> int:
+        """Smallest input side (pixels) for which every layer up to the deepest of ``layers`` is >= 1 px."""
+        last = max(self._order[name] for name in self.validate_layers(layers))
+        specs = ARCHITECTURES[self.arch][: last + 1]
+        for size in range(1, 4097):
+            side = size
+            for spec in specs:
+                if isinstance(spec, ConvSpec):
+                    side = (side + 2 * spec.padding - spec.kernel) // spec.stride + 1
+                elif isinstance(spec, PoolSpec):
+                    side = (side - spec.kernel) // spec.stride + 1
+                if side < 1:
+                    break
+            else:
+                return size
+        return 4097
+
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run up to the deepest layer in ``layers`` and return those activations by name."""
         wanted = set(self.validate_layers(layers))
         if not wanted:
             return {}
+        if min(x.shape[-2:]) < self.min_input_size(list(wanted)):
+            raise PerceptError(
+                f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layer(s) {', '.join(sorted(wanted))} "
+                f"of {self.arch}: every side needs >= {self.min_input_size(list(wanted))} px; use a larger size"
+            )
         last = max(self._order[name] for name in wanted)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)

@@ -127,6 +127,23 @@ class _Objective:
         return total, {"content": content, "style": style, "tv": tv, "total": total}
 
 
+def _check_big_enough(
+    net: FeatureNet, params: StyleParams, content: torch.Tensor | None, styles: list[torch.Tensor]
+) -> None:
+    """One clear error (instead of a shape error deep in PyTorch) when an image is too small for a layer."""
+    checks = [("style image", s, params.resolved_style_layers()) for s in styles]
+    if content is not None:
+        checks.append(("output", content, params.resolved_content_layers() + params.resolved_style_layers()))
+    for what, image, layers in checks:
+        need = net.min_input_size(layers)
+        if min(image.shape[-2:]) < need:
+            h, w = image.shape[-2:]
+            raise PerceptError(
+                f"{what} is {w}x{h} px at this scale, too small for {max(layers, key=net.layer_names.index)} of "
+                f"{net.arch} (needs >= {need} px per side); raise --size or --style-scale, or use shallower layers"
+            )
+
+
 def _optimise(
     objective: _Objective,
     start: torch.Tensor,
@@ -220,6 +237,7 @@ def _run(
                     style_longest = max(16, round(max(pil.size) * params.style_scale * longest / params.size))
                 style_ts.append(to_tensor(pil, longest=style_longest).to(device))
 
+            _check_big_enough(net, params, content_t, style_ts)
             if params.preserve_color == "luminance" and content_t is not None:
                 content_t = luminance(content_t)
                 style_ts = [match_luminance(luminance(s), content_t) for s in style_ts]

