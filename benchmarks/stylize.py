@@ -15,7 +15,9 @@ the same number of L-BFGS iterations (one forward and backward pass each) and to
 Every method runs in a fresh worker process (this script with ``--worker``) so that peak memory
 (``ru_maxrss``) is its own. Every final image is saved as an 8-bit PNG and scored by one function,
 :func:`score`, with percept's loss at that size: so the losses of all three are directly comparable, even
-though pastiche optimises a differently weighted loss.
+though pastiche optimises a differently weighted loss. Speed is compared by seconds/iteration: for
+percept and the reference loop the time between the first and the last step (no loading), for pastiche
+(whole run - start-up run) / iterations.
 
 At the largest size, percept single-scale is also compared with coarse-to-fine (a first stage at half the
 size, same iterations per stage): seconds until the total loss first reaches the single-scale run's final
@@ -185,7 +187,7 @@ def run_reference_loop(args: argparse.Namespace, device: torch.device) -> dict:
         targets = compute_targets(net, content, style)  # every step, as the tutorial does
         total = weighted_losses(full_forward(net, image), image, targets)["total"]
         total.backward()
-        record(0, float(total))
+        record(0, float(total.detach()))
         return total
 
     optimizer.step(closure)
@@ -200,7 +202,7 @@ def pastiche_seconds(args: argparse.Namespace, device: torch.device, num_steps: 
         sys.executable, "-m", "pastiche", "--content", str(args.content), "--styles", str(args.style),
         "--output", str(args.image_out), "--size", str(args.size),
         "--style-size", str(args.size),  # as the others; pastiche's default matches the content's pixel count
-        "--num-steps", str(num_steps), "--device", device.type, "--seed", "0", "--no-verbose",
+        "--num-steps", str(num_steps), "--device", str(device), "--seed", "0", "--no-verbose",
     ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)

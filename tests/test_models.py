@@ -160,3 +160,22 @@ def test_user_state_dict_with_wrong_shapes_names_the_tensor(tmp_path):
 def test_feature_net_moves_to_requested_device():
     net = get_feature_net("alexnet", device="cpu")
     assert net.layers.conv1.weight.device.type == "cpu" and net.preprocess.mean.device.type == "cpu"
+
+
+def test_torchvision_checkpoint_is_read_from_the_torch_hub_cache(tmp_path, monkeypatch, cat_tensor):
+    """vgg19:imagenet1k_v1 loads a torchvision checkpoint (features.N.* keys) found in $TORCH_HOME."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("PERCEPT_OFFLINE", "1")
+    torch.manual_seed(0)
+    features = torchvision.models.vgg19(weights=None).features
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, checkpoints / "vgg19-dcbb9e9d.pth")
+    entry = get_weights("vgg19", "imagenet1k_v1")
+    assert entry.availability() == "in torch cache"
+    net = get_feature_net("vgg19", "imagenet1k_v1")
+    x = net.preprocess(cat_tensor)
+    with torch.no_grad():
+        assert torch.allclose(net(cat_tensor, ["relu3_1"])["relu3_1"], features[:12](x), atol=1e-5)

@@ -245,9 +245,10 @@ class HubDownload:
         if os.environ.get("PERCEPT_OFFLINE"):
             raise SourceUnavailable(f"{self.filename} not in {self.cache_dir} and PERCEPT_OFFLINE is set")
         try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(self.url, str(self.cache_dir / self.filename), progress=True)
         except Exception as exc:  # noqa: BLE001 - network errors come in many types
-            reason = str(getattr(exc, "reason", exc)).splitlines()[0][:80]
+            reason = str(getattr(exc, "reason", exc)).splitlines()[0][:120]
             raise SourceUnavailable(f"{self.filename} not cached and download failed ({reason})") from None
         return self.cache_dir / self.filename
 
