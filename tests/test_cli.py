@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -89,11 +91,16 @@ def _bad_inputs(tmp_path: Path, cat: Path) -> dict[str, tuple[list, str]]:
     truncated.write_bytes(cat.read_bytes()[: cat.stat().st_size // 3])
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    huge = tmp_path / "huge.png"  # a valid PNG header claiming 100000 x 100000 pixels (a decompression bomb)
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+                     + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
     out = tmp_path / "out" / "o.png"  # default output for the cases below
     return {
         "missing file": (["stylize", tmp_path / "nope.jpg", cat, "-o", out], "content image .*nope.jpg' not found"),
         "not an image": (["stylize", text, cat, "-o", out], "not an image file"),
         "zero-size file": (["stylize", cat, empty, "-o", out], "style image .*empty.png' is empty"),
+        "huge image": (["stylize", cat, huge, "-o", out], "huge.png' is too large"),
         "truncated image": (["stylize", truncated, cat, "-o", out], "corrupt or truncated"),
         "corrupt image": (["stylize", corrupt, cat, "-o", out], "not an image file|corrupt or truncated"),
         "unknown layer": (["stylize", cat, cat, "-o", out, "--style-layers", "relu1_1,relu7_1"],

@@ -45,6 +45,8 @@ def load_image(path: str | os.PathLike, *, what: str = "image") -> Image.Image:
             w, h = img.size
             if w == 0 or h == 0:
                 raise PerceptError(f"{what} {str(path)!r} has zero size ({w}x{h})")
+            if w * h > MAX_INPUT_PIXELS:
+                raise Image.DecompressionBombError(f"{w}x{h}")
             img = ImageOps.exif_transpose(img)
             img.load()
             return img.convert("RGB")
@@ -177,6 +179,9 @@ _RGB_TO_YIQ = torch.tensor(
 )
 
 
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)  # computed once on the CPU (not every backend has linalg.inv)
+
+
 def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
     """``(B, 3, H, W)`` RGB -> YIQ (Y luminance in [0, 1]; I, Q chroma)."""
     return torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ.to(image), image)
@@ -184,7 +189,7 @@ def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
 
 def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_yiq`."""
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_RGB_TO_YIQ).to(image), image)
+    return torch.einsum("ij,bjhw->bihw", _YIQ_TO_RGB.to(image), image)
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:

@@ -117,7 +117,7 @@ class _Objective:
         content = sum(
             (w * loss(feats[name]) for w, loss, name in zip(self.content_layer_weights, self.content_losses, self.content_layers)),
             zero,
-        ) / max(1.0, float(sum(self.content_layer_weights)))
+        ) / max(1e-12, float(sum(self.content_layer_weights)))
         style = sum(
             (w * loss(feats[name]) for w, loss, name in zip(self.style_layer_weights, self.style_losses, self.style_layers)),
             zero,
@@ -155,7 +155,8 @@ def _optimise(
     if params.iterations == 0:
         return image.detach()
     if params.optimizer == "lbfgs":
-        # One L-BFGS iteration = one evaluation; tolerances at 0 so it never stops early.
+        # No line search: N evaluations (forward + backward) give N - 1 image updates. Tolerances at 0 so it
+        # only stops early if the search direction stops descending.
         opt = torch.optim.LBFGS(
             [image], lr=params.resolved_lr(), max_iter=params.iterations, max_eval=params.iterations,
             tolerance_grad=0.0, tolerance_change=0.0, history_size=100,
@@ -274,7 +275,9 @@ def _run(
                     callback(Iterate(_stage, len(stage_sizes), step, total_steps, values, img.detach()))
 
             image = _optimise(objective, start, params, on_step)
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
+            raise  # MPS reports running out of memory as a RuntimeError
         raise PerceptError(
             f"out of memory on {device} at {max(out_size)} px; lower --size, use --optimizer adam or --device cpu"
         ) from None

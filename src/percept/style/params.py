@@ -41,11 +41,11 @@ class StyleParams:
         [], "content layers (default: relu4_2 for vgg19)", texture=False, metavar="LAYER,..."
     )
     content_layer_weights: list[float] = _opt(
-        [], "one weight per content layer (default: equal)", texture=False, metavar="W,..."
+        [], "relative weight of each content layer (default: equal)", texture=False, metavar="W,..."
     )
     style_layers: list[str] = _opt([], "style layers (default: relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 for vgg19)",
                                    metavar="LAYER,...")
-    style_layer_weights: list[float] = _opt([], "one weight per style layer (default: equal)", metavar="W,...")
+    style_layer_weights: list[float] = _opt([], "relative weight of each style layer (default: equal)", metavar="W,...")
     style_blend_weights: list[float] = _opt(
         [], "one weight per style image when blending several (default: equal)", metavar="W,..."
     )
