@@ -50,8 +50,9 @@ import torch
 import percept
 from percept.errors import PerceptError
 from percept.image import load_image, resize, save_image, to_tensor
-from percept.losses import content_loss, gram_matrix, style_loss, tv_loss
+from percept.losses import content_loss, gram_matrix, range_loss, style_loss, tv_loss
 from percept.models import FeatureNet, get_feature_net
+from percept.style.optimize import RANGE_WEIGHT
 from percept.style.params import StyleParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,11 +118,13 @@ def compute_targets(net: FeatureNet, content: torch.Tensor, style: torch.Tensor)
 
 
 def weighted_losses(feats: dict[str, torch.Tensor], image: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
-    """percept's objective: mean content loss, mean style loss over equally weighted layers, TV; weighted."""
+    """percept's objective: mean content loss, mean style loss over equally weighted layers, TV and the
+    out-of-range penalty; weighted."""
     content = sum(content_loss(feats[n], targets.content[n]) for n in CONTENT_LAYERS) / len(CONTENT_LAYERS)
     style = sum(style_loss(feats[n], targets.grams[n]) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
     tv = tv_loss(image)
-    total = PARAMS.content_weight * content + PARAMS.style_weight * style + PARAMS.tv_weight * tv
+    total = (PARAMS.content_weight * content + PARAMS.style_weight * style + PARAMS.tv_weight * tv
+             + RANGE_WEIGHT * range_loss(image))
     return {"content": content, "style": style, "tv": tv, "total": total}
 
 

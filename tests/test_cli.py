@@ -93,8 +93,8 @@ def _bad_inputs(tmp_path: Path, cat: Path) -> dict[str, tuple[list, str]]:
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
     huge = tmp_path / "huge.png"  # a valid PNG header claiming 100000 x 100000 pixels (a decompression bomb)
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
-                     + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
     out = tmp_path / "out" / "o.png"  # default output for the cases below
     return {
         "missing file": (["stylize", tmp_path / "nope.jpg", cat, "-o", out], "content image .*nope.jpg' not found"),

@@ -83,3 +83,12 @@ def test_style_loss_stays_in_range_when_images_are_resized(vgg19, texture_path, 
     ours_big, naive_big = _style_losses(vgg19, to_tensor(tex, longest=256), to_tensor(style, longest=256))
     assert 0.5 < ours_big / ours_small < 2.0, (ours_small, ours_big)
     assert naive_big / naive_small > 8
+
+
+def test_range_loss_penalises_only_pixels_outside_0_1():
+    from percept.losses import range_loss
+
+    assert range_loss(torch.rand(1, 3, 8, 8)) == 0
+    img = torch.zeros(1, 1, 1, 4)
+    img[..., 0], img[..., 1] = -0.5, 1.5  # two of four pixels out by 0.5
+    assert torch.isclose(range_loss(img), torch.tensor(0.125))

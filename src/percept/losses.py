@@ -65,6 +65,15 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return dy.pow(2).mean() + dx.pow(2).mean()
 
 
+def range_loss(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared amount by which ``(B, C, H, W)`` pixels leave ``[0, 1]`` (0 inside the range).
+
+    Optimisers such as L-BFGS cannot be clamped without breaking their curvature history; this soft penalty
+    keeps the optimised image inside the displayable range, so clamping the result changes little.
+    """
+    return (image - image.clamp(0, 1)).pow(2).mean()
+
+
 class ContentLoss(nn.Module):
     """:func:`content_loss` against a fixed target ``(B, C, H, W)``."""
 

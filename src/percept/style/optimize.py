@@ -33,9 +33,10 @@ from ..image import (
     match_color,
     match_luminance,
     resize,
+    to_pil,
     to_tensor,
 )
-from ..losses import ContentLoss, StyleLoss, tv_loss
+from ..losses import ContentLoss, StyleLoss, range_loss, tv_loss
 from ..models import FeatureNet, get_feature_net
 from .params import StyleParams
 
@@ -69,8 +70,6 @@ def _as_pil(image: ImageInput, what: str) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, torch.Tensor):
-        from ..image import to_pil
-
         return to_pil(image)
     return load_image(image, what=what)
 
@@ -80,6 +79,10 @@ def _describe_input(image: ImageInput) -> dict[str, Any]:
         path = Path(image)
         return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return {"path": None, "type": type(image).__name__}
+
+
+#: Weight of :func:`percept.losses.range_loss`: strong enough that only a few pixels leave [0, 1].
+RANGE_WEIGHT = 1e4
 
 
 class _Objective:
@@ -123,8 +126,52 @@ class _Objective:
             zero,
         ) / max(1e-12, float(sum(self.style_layer_weights)))
         tv = tv_loss(image)
-        total = p.content_weight * content + p.style_weight * style + p.tv_weight * tv
-        return total, {"content": content, "style": style, "tv": tv, "total": total}
+        out_of_range = range_loss(image)
+        total = p.content_weight * content + p.style_weight * style + p.tv_weight * tv + RANGE_WEIGHT * out_of_range
+        return total, {"content": content, "style": style, "tv": tv, "range": out_of_range, "total": total}
+
+
+def _stage_inputs(
+    content: Image.Image | None, styles: list[Image.Image], params: StyleParams, longest: int, device: torch.device
+) -> tuple[tuple[int, int], torch.Tensor | None, list[torch.Tensor]]:
+    """Output ``(w, h)``, content ``(1, 3, h, w)`` (None for textures) and style tensors for one stage.
+
+    Applies colour preservation: luminance-only images, or styles recoloured to the content's statistics.
+    """
+    if content is not None:
+        out_size = fit_size(*content.size, longest)
+        content_t = to_tensor(content, size=out_size).to(device)
+        style_ts = [to_tensor(s, longest=max(16, round(longest * params.style_scale))).to(device) for s in styles]
+    else:  # texture: the source at its own pixel scale, relative to the final size
+        out_size, content_t = (longest, longest), None
+        scale = params.style_scale * longest / params.size
+        style_ts = [to_tensor(s, longest=max(16, round(max(s.size) * scale))).to(device) for s in styles]
+    if params.preserve_color == "luminance" and content_t is not None:
+        content_t = luminance(content_t)
+        style_ts = [match_luminance(luminance(s), content_t) for s in style_ts]
+    elif params.preserve_color == "match" and content_t is not None:
+        style_ts = [match_color(s.cpu(), content_t.cpu()).to(device) for s in style_ts]
+    return out_size, content_t, style_ts
+
+
+def _first_image(
+    params: StyleParams,
+    out_size: tuple[int, int],
+    content: torch.Tensor | None,
+    styles: list[torch.Tensor],
+    init: Image.Image | None,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The image optimisation starts from: seeded noise (textures, ``init=noise``), content, style or a file."""
+    if content is None or params.init == "noise":
+        return torch.rand(1, 3, out_size[1], out_size[0], generator=generator).to(device)
+    if params.init == "content":
+        return content.clone()
+    if params.init == "style":
+        return resize(styles[0], out_size)
+    image = to_tensor(init, size=out_size).to(device)
+    return luminance(image) if params.preserve_color == "luminance" else image
 
 
 def _check_big_enough(
@@ -224,40 +271,12 @@ def _run(
     image: torch.Tensor | None = None
     try:
         for stage, longest in enumerate(stage_sizes):
-            if content_pil is not None:
-                out_size = fit_size(*content_pil.size, longest)
-                content_t = to_tensor(content_pil, size=out_size).to(device)
-            else:
-                out_size = (longest, longest)
-                content_t = None
-            style_ts = []
-            for pil in style_pils:
-                if content_pil is not None:
-                    style_longest = max(16, round(longest * params.style_scale))
-                else:  # texture: source at its own scale, relative to the final size
-                    style_longest = max(16, round(max(pil.size) * params.style_scale * longest / params.size))
-                style_ts.append(to_tensor(pil, longest=style_longest).to(device))
-
+            out_size, content_t, style_ts = _stage_inputs(content_pil, style_pils, params, longest, device)
             _check_big_enough(net, params, content_t, style_ts)
-            if params.preserve_color == "luminance" and content_t is not None:
-                content_t = luminance(content_t)
-                style_ts = [match_luminance(luminance(s), content_t) for s in style_ts]
-            elif params.preserve_color == "match" and content_t is not None:
-                style_ts = [match_color(s.cpu(), content_t.cpu()).to(device) for s in style_ts]
-
-            if image is not None:
+            if image is not None:  # coarse-to-fine: continue from the previous stage
                 start = resize(image, out_size)
-            elif kind == "texture" or params.init == "noise":
-                start = torch.rand(1, 3, out_size[1], out_size[0], generator=generator).to(device)
-            elif params.init == "content":
-                start = content_t.clone()
-            elif params.init == "style":
-                start = resize(style_ts[0], out_size)
             else:
-                start = to_tensor(init_pil, size=out_size).to(device)
-                if params.preserve_color == "luminance":
-                    start = luminance(start)
-
+                start = _first_image(params, out_size, content_t, style_ts, init_pil, generator, device)
             objective = _Objective(net, params, content_t, style_ts)
 
             def on_step(img: torch.Tensor, parts: dict[str, torch.Tensor], _stage: int = stage) -> None:
