@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	@mkdir -p out
 	$(VENV)/bin/percept stylize examples/content/chelsea_cat.jpg examples/style/van_gogh_starry_night.jpg \
-		-o out/demo.png --size 256 --iterations 150
+		-o out/demo.png --size 256 --iterations 100
 	@echo "demo: stylised image written to $(CURDIR)/out/demo.png"
 
 test: install
