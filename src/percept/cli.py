@@ -172,6 +172,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             mark = " (default)" if r["default"] else ""
             print(f"  {r['network'] + ':' + r['weights']:<{width}}{r['preprocessing']:<9} {r['status']}{mark}")
             print(textwrap.fill(r["description"], 100, initial_indent=" " * 4, subsequent_indent=" " * 4))
+            print(textwrap.fill("sources, in order: " + "; ".join(r["sources"]), 100, initial_indent=" " * 4,
+                                subsequent_indent=" " * 6))
         print(textwrap.fill("layers: " + " ".join(layer_names(arch)), 100, initial_indent="  ", subsequent_indent="    "))
         print()
     print("Use a network with --network NAME and weights with --weights NAME (or --weights FILE.pth).")
