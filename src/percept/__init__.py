@@ -1,7 +1,17 @@
-"""percept: reuse ImageNet-pretrained CNNs for style transfer, texture synthesis and more."""
+"""percept: reuse ImageNet-pretrained CNNs for style transfer, texture synthesis, transfer learning and more.
+
+The main entry points are imported lazily (PEP 562), so ``import percept`` and ``percept --help`` are fast.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from .style import StyleParams, StyleResult, stylize, synthesize_texture  # noqa: E402
+_EXPORTS = {"StyleParams": "style", "StyleResult": "style", "stylize": "style", "synthesize_texture": "style"}
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
-__all__ = ["StyleParams", "StyleResult", "__version__", "stylize", "synthesize_texture"]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ import shlex
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -198,10 +199,84 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .transfer import train_features
+
+    record = train_features(
+        args.data, args.output, backbone=args.backbone, classifier=args.classifier, C=args.C,
+        val_fraction=args.val_fraction, seed=args.seed, batch_size=args.batch_size, device=args.device,
+        cache_dir=args.cache_dir, progress=not args.quiet,
+    )
+    counts = record["counts"]
+    print(f"{len(record['classes'])} classes, {sum(counts['train'].values())} training / "
+          f"{sum(counts['val'].values())} validation images ({record['layout']})"
+          + (f"; skipped {len(record['skipped'])} unreadable file(s)" if record["skipped"] else ""))
+    sizes = list(counts["train"].values())
+    if max(sizes) >= 1.5 * min(sizes):
+        print(f"class imbalance: largest/smallest training class = {max(sizes) / min(sizes):.1f}")
+    print(f"{record['backbone']} features + {record['classifier']} (C={record['C']:.3g}): "
+          f"train accuracy {record['metrics']['train_accuracy']:.3f}, "
+          f"validation accuracy {record['metrics']['val_accuracy']:.3f} in {record['seconds']:.1f}s")
+    print(f"wrote run to {args.output}/ (run.json, classifier.joblib)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .transfer import evaluate
+
+    runs, data = args.runs, None
+    if len(runs) > 1 and not (Path(runs[-1]) / "run.json").exists() and Path(runs[-1]).is_dir():
+        runs, data = runs[:-1], runs[-1]  # `evaluate RUN [RUN ...] DATA`
+    report = evaluate(runs, data, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
+                      progress=not args.quiet and not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    kind = f"ensemble of {len(report['runs'])} runs" if len(report["runs"]) > 1 else report["runs"][0]
+    print(f"{kind}: accuracy {report['accuracy']:.4f} on {report['n_images']} images")
+    width = max(len(c) for c in report["classes"]) + 2
+    print(f"{'class':<{width}}precision  recall  f1     support")
+    for name, m in report["per_class"].items():
+        print(f"{name:<{width}}{m['precision']:<11.3f}{m['recall']:<8.3f}{m['f1']:<7.3f}{m['support']}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .transfer import predict
+
+    results = predict(args.run, args.images, top_k=args.top_k, batch_size=args.batch_size, device=args.device,
+                      cache_dir=args.cache_dir)
+    if args.format == "json":
+        print(json.dumps([{"path": r["path"], "top": [{"class": c, "probability": p} for c, p in r["top"]]}
+                          for r in results], indent=2))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["path", "rank", "class", "probability"])
+        for r in results:
+            for rank, (c, p) in enumerate(r["top"], start=1):
+                writer.writerow([r["path"], rank, c, f"{p:.6f}"])
+    else:
+        for r in results:
+            print(r["path"])
+            for c, p in r["top"]:
+                print(f"  {p:7.2%}  {c}")
+    return 0
+
+
+def _add_compute_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass; bounds memory (default: 32)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="feature cache folder (default: $PERCEPT_CACHE/features or ~/.cache/percept/features)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (default: off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="percept",
-        description="Reuse ImageNet-pretrained CNNs: neural style transfer and texture synthesis.",
+        description="Reuse ImageNet-pretrained CNNs: neural style transfer, texture synthesis and transfer learning.",
         epilog="Run `percept COMMAND --help` for the options of each command.",
     )
     parser.add_argument("--version", action="version", version=f"percept {__version__}")
@@ -231,6 +306,51 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(p, texture=True)
     p.set_defaults(func=lambda a: _run_style(a, texture=True))
 
+    from .transfer.names import BACKBONES, CLASSIFIERS
+
+    p = sub.add_parser(
+        "train", help="train an image classifier on a pretrained backbone (transfer learning)", formatter_class=fmt,
+        description="Transfer learning with a frozen ImageNet-pretrained backbone: features are computed once "
+        "(cached on disk) and a linear classifier is fitted on top. DATA is DATA/train/<class>/* and "
+        "DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split.",
+        epilog="examples:\n  percept train data/hymenoptera -o runs/ants_bees\n"
+        "  percept train flowers/ -o runs/flowers --backbone vgg16 --classifier svm --val-fraction 0.25",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder")
+    p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to write (required)")
+    p.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, metavar="NAME",
+                   help=f"pretrained network: {', '.join(BACKBONES)} (default: efficientnet_lite0)")
+    p.add_argument("--classifier", default="logreg", choices=CLASSIFIERS,
+                   help="linear classifier: logreg (multinomial logistic regression) or svm (default: logreg)")
+    p.add_argument("--C", type=float, default=None,
+                   help="inverse regularisation strength (default: chosen by 5-fold cross-validation)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="validation share when DATA has no train/val folders (default: 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the split and the classifier (default: 0)")
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="accuracy, per-class metrics and confusion matrix of one run or an ensemble",
+        formatter_class=fmt,
+        description="Evaluate RUN on its own validation split, or on DATA (its val/ folder if it has one, else "
+        "every image). Several runs are evaluated as an ensemble (averaged probabilities).",
+        epilog="examples:\n  percept evaluate runs/ants_bees\n  percept evaluate runs/a runs/b data/test --json",
+    )
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run folder(s), optionally followed by a DATA folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object; `accuracy` is in [0, 1] (default: off)")
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes of images with a trained run", formatter_class=fmt,
+                       epilog="examples:\n  percept predict runs/ants_bees photo.jpg more_photos/ --top-k 2")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
+    p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
     p.set_defaults(func=_cmd_models)
@@ -258,6 +378,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"percept: warning: {message}\n"
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -271,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("percept: interrupted; no output written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("percept: error: out of memory; lower --size or use --optimizer adam", file=sys.stderr)
         return 3

@@ -1,5 +1,6 @@
 """Pretrained feature networks with named layers, and the registry of their weights."""
 
+from .efficientnet import EfficientNetLite, get_classifier, list_classifiers
 from .features import ARCHITECTURES, FeatureNet, layer_names
 from .weights import DEFAULT_WEIGHTS, REGISTRY, Weights, get_feature_net, get_weights, list_weights
 
@@ -7,10 +8,13 @@ __all__ = [
     "ARCHITECTURES",
     "DEFAULT_WEIGHTS",
     "REGISTRY",
+    "EfficientNetLite",
     "FeatureNet",
     "Weights",
+    "get_classifier",
     "get_feature_net",
     "get_weights",
     "layer_names",
+    "list_classifiers",
     "list_weights",
 ]

@@ -1,6 +1,13 @@
-"""Style transfer and texture synthesis."""
+"""Style transfer and texture synthesis (names imported lazily, PEP 562, to keep the CLI start fast)."""
 
-from .optimize import Iterate, StyleResult, stylize, synthesize_texture
-from .params import StyleParams
+from importlib import import_module
 
-__all__ = ["Iterate", "StyleParams", "StyleResult", "stylize", "synthesize_texture"]
+_EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
+            "synthesize_texture": "optimize", "StyleParams": "params"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,20 @@
+"""Transfer learning: pretrained backbones as frozen feature extractors with linear classifiers.
+
+Names are imported lazily (PEP 562) so that ``percept --help`` does not pay for scikit-learn and torchvision.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "BACKBONES": "backbones", "Backbone": "backbones", "get_backbone": "backbones",
+    "DatasetSplit": "data", "scan_dataset": "data",
+    "evaluate": "linear", "load_run": "linear", "predict": "linear", "train_features": "linear",
+    "CLASSIFIERS": "linear",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

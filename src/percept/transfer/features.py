@@ -1,0 +1,78 @@
+"""Feature vectors of images from a frozen backbone, cached on disk.
+
+A cached vector is keyed by the backbone's :attr:`~percept.transfer.backbones.Backbone.cache_id` (network,
+weights, layer, preprocessing) and the SHA-256 of the image file's bytes, so it is reused across runs and
+invalidated as soon as the image or anything about the backbone changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..image import load_image
+from .backbones import Backbone
+
+
+def default_cache_dir() -> Path:
+    """``$PERCEPT_CACHE`` or ``~/.cache/percept``, plus ``/features``."""
+    base = os.environ.get("PERCEPT_CACHE") or Path.home() / ".cache" / "percept"
+    return Path(base) / "features"
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cache_path(cache_dir: Path, backbone: Backbone, digest: str) -> Path:
+    key = hashlib.sha256(backbone.cache_id.encode()).hexdigest()[:16]
+    return cache_dir / key / digest[:2] / f"{digest}.npy"
+
+
+@torch.no_grad()
+def embed_images(
+    backbone: Backbone,
+    paths: Sequence[Path],
+    *,
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Feature vectors ``(N, backbone.dim)`` (float32) of ``paths``, and how many came from the cache.
+
+    ``cache_dir=None`` uses :func:`default_cache_dir`. Missing vectors are computed in batches of
+    ``batch_size`` images (which bounds memory) and written to the cache atomically.
+    """
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    transform = backbone.eval_transform()
+    out = np.zeros((len(paths), backbone.dim), dtype=np.float32)
+    todo: list[tuple[int, Path]] = []
+    hits = 0
+    for i, path in enumerate(paths):
+        cached = _cache_path(cache_dir, backbone, _file_digest(Path(path)))
+        if cached.is_file():
+            out[i] = np.load(cached)
+            hits += 1
+        else:
+            todo.append((i, cached))
+    bar = tqdm(total=len(todo), desc=f"features ({backbone.name})", unit="img", disable=not progress or not todo)
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        batch = torch.stack([transform(load_image(paths[i])) for i, _ in chunk]).to(device)
+        vectors = backbone.model(batch).float().cpu().numpy()
+        for (i, cached), vector in zip(chunk, vectors):
+            out[i] = vector
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vector)
+            os.replace(tmp, cached)
+        bar.update(len(chunk))
+    bar.close()
+    return out, hits

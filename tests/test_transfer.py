@@ -1,0 +1,144 @@
+"""Transfer learning with frozen features: data checks, feature cache, training, evaluation, prediction, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+
+import pytest
+from PIL import Image, ImageOps
+
+from percept.cli import main
+from percept.errors import PerceptError
+from percept.transfer import evaluate, predict, scan_dataset, train_features
+
+
+def _crops(source, folder, n, seed):
+    """``n`` random crops (some mirrored) of ``source`` saved as JPEGs in ``folder``."""
+    rng = random.Random(seed)
+    img = Image.open(source).convert("RGB")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        w, h = img.size
+        cw, ch = int(w * rng.uniform(0.6, 0.9)), int(h * rng.uniform(0.6, 0.9))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        crop = img.crop((x, y, x + cw, y + ch)).resize((96, 96))
+        (ImageOps.mirror(crop) if i % 2 else crop).save(folder / f"{i:02d}.jpg", quality=90)
+
+
+@pytest.fixture()
+def dataset(tmp_path, cat_path, rocket_path):
+    """DATA/train/{cat,rocket} (6 each) and DATA/val/{cat,rocket} (3 each)."""
+    root = tmp_path / "data"
+    for split, n, seed in (("train", 6, 0), ("val", 3, 1)):
+        _crops(cat_path, root / split / "cat", n, seed)
+        _crops(rocket_path, root / split / "rocket", n, seed + 10)
+    return root
+
+
+@pytest.fixture()
+def cache(tmp_path):
+    return tmp_path / "cache"
+
+
+def test_scan_train_val_layout_and_class_counts(dataset):
+    split = scan_dataset(dataset)
+    assert split.classes == ["cat", "rocket"]
+    assert split.counts("train") == {"cat": 6, "rocket": 6} and split.counts("val") == {"cat": 3, "rocket": 3}
+    assert split.imbalance() == 1.0
+
+
+def test_single_folder_gets_a_seeded_stratified_split(dataset):
+    root = dataset / "train"
+    a, b = scan_dataset(root, val_fraction=0.34, seed=1), scan_dataset(root, val_fraction=0.34, seed=1)
+    assert a.counts("val") == {"cat": 2, "rocket": 2} and a.counts("train") == {"cat": 4, "rocket": 4}
+    assert a.val == b.val
+    assert scan_dataset(root, val_fraction=0.34, seed=2).val != a.val
+
+
+def test_corrupt_and_non_image_files_are_skipped_with_a_warning(dataset):
+    (dataset / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (dataset / "train" / "cat" / "notes.txt").write_text("hello")
+    with pytest.warns(UserWarning, match="skipping .*broken.jpg"):
+        split = scan_dataset(dataset)
+    assert len(split.skipped) == 2 and split.counts("train")["cat"] == 6
+    assert "skipped 2 unreadable" in split.summary()
+
+
+def test_unusable_datasets_give_clear_errors(tmp_path, dataset):
+    with pytest.raises(PerceptError, match="not found"):
+        scan_dataset(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PerceptError, match="no readable images"):
+        scan_dataset(tmp_path / "empty")
+    one = tmp_path / "one"
+    _crops(dataset / "train" / "cat" / "00.jpg", one / "only", 3, 0)
+    with pytest.raises(PerceptError, match="1 class folder"):
+        scan_dataset(one)
+    (one / "hollow").mkdir()
+    with pytest.raises(PerceptError, match="hollow have no readable"):
+        scan_dataset(one)
+
+
+def test_train_evaluate_predict_with_feature_cache(dataset, tmp_path, cache, cat_path):
+    run = tmp_path / "run"
+    record = train_features(dataset, run, backbone="alexnet", cache_dir=cache, device="cpu")
+    assert record["metrics"]["val_accuracy"] == 1.0 and record["features_from_cache"] == 0
+    assert json.loads((run / "run.json").read_text())["classes"] == ["cat", "rocket"]
+    assert 0 < record["C"] <= 10  # chosen by cross-validation
+
+    again = train_features(dataset, tmp_path / "run2", backbone="alexnet", cache_dir=cache, device="cpu")
+    assert again["features_from_cache"] == 18  # every image reused
+    ImageOps.flip(Image.open(dataset / "val" / "cat" / "00.jpg")).save(dataset / "val" / "cat" / "00.jpg")
+    third = train_features(dataset, tmp_path / "run3", backbone="alexnet", cache_dir=cache, device="cpu")
+    assert third["features_from_cache"] == 17  # the changed image was recomputed
+
+    report = evaluate([run], cache_dir=cache, device="cpu")
+    assert report["accuracy"] == 1.0 and report["n_images"] == 6
+    assert report["confusion_matrix"] == [[3, 0], [0, 3]]
+    ensemble = evaluate([run, tmp_path / "run2"], dataset, cache_dir=cache, device="cpu")
+    assert 0.0 <= ensemble["accuracy"] <= 1.0 and len(ensemble["runs"]) == 2
+
+    top = predict(run, [cat_path], top_k=2, cache_dir=cache, device="cpu")[0]["top"]
+    assert top[0][0] == "cat" and abs(sum(p for _, p in top) - 1) < 1e-6
+
+
+def test_efficientnet_lite0_backbone_end_to_end(dataset, tmp_path, cache):
+    record = train_features(dataset, tmp_path / "run", backbone="efficientnet_lite0", classifier="svm",
+                            cache_dir=cache, device="cpu")
+    assert record["metrics"]["val_accuracy"] == 1.0
+    assert record["weights_id"] == "efficientnet_lite0:imagenet"
+
+
+def test_bad_runs_and_inputs_give_one_line_errors(dataset, tmp_path, cache, capsys):
+    run = tmp_path / "run"
+    train_features(dataset, run, backbone="alexnet", cache_dir=cache, device="cpu")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(PerceptError, match="not an image file"):
+        predict(run, [text], cache_dir=cache, device="cpu")
+    with pytest.raises(PerceptError, match="not a percept run folder"):
+        predict(tmp_path / "missing", [text])
+    record = json.loads((run / "run.json").read_text())
+    record["cache_id"] = "vgg16|other"
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(PerceptError, match=r"was trained on vgg16\|other, but this machine's alexnet is"):
+        predict(run, [dataset / "val" / "cat" / "00.jpg"], cache_dir=cache, device="cpu")
+    assert main(["predict", str(tmp_path / "missing"), str(text)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("percept: error:")
+    assert main(["train", str(dataset), "-o", str(tmp_path / "r"), "--backbone", "resnet18", "-q"]) == 2
+    assert "torchvision weights for resnet18 unavailable" in capsys.readouterr().err
+
+
+def test_cli_train_evaluate_predict(dataset, tmp_path, cache, capsys, cat_path):
+    run = tmp_path / "run"
+    common = ["--cache-dir", str(cache), "--device", "cpu", "-q"]
+    assert main(["train", str(dataset), "-o", str(run), "--backbone", "alexnet", *common]) == 0
+    out = capsys.readouterr().out
+    assert "validation accuracy 1.000" in out and "wrote run" in out
+    assert main(["evaluate", str(run), "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    assert main(["predict", str(run), str(cat_path), "--format", "csv", "--top-k", "1", *common]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(",")[2] == "cat"
