@@ -142,3 +142,58 @@ def test_cli_train_evaluate_predict(dataset, tmp_path, cache, capsys, cat_path):
     assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
     assert main(["predict", str(run), str(cat_path), "--format", "csv", "--top-k", "1", *common]) == 0
     assert capsys.readouterr().out.splitlines()[1].split(",")[2] == "cat"
+
+
+def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path, monkeypatch):
+    import torch
+
+    from percept.transfer import finetune as ft
+
+    seen_groups = []
+    real_adamw = torch.optim.AdamW
+
+    def spy_adamw(groups, *args, **kwargs):
+        seen_groups.append([(g["name"], g["lr"], len(g["params"])) for g in groups])
+        return real_adamw(groups, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy_adamw)
+    pretrained = ft.FinetuneNet("alexnet", 2).state_dict()
+    record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=2, head_epochs=1, unfreeze=2,
+                               lr=1e-3, batch_size=4, device="cpu")
+    # head phase: only the head's group; fine-tune phase: lr/9, lr/3 and lr reach the optimizer
+    assert seen_groups[0] == [("head", 1e-3, 2)]
+    assert [(n, round(lr, 6)) for n, lr, _ in seen_groups[1]] == [("early", round(1e-3 / 9, 6)),
+                                                                  ("late", round(1e-3 / 3, 6)), ("head", 1e-3)]
+    model = ft.load_finetuned(tmp_path / "run", torch.device("cpu"))
+    state = model.state_dict()
+    for name in ("conv1", "conv2", "conv3"):  # below the top 2 stages: unchanged
+        key = f"body.net.layers.{name}.weight"
+        assert torch.equal(state[key], pretrained[key]), name
+    assert not torch.equal(state["body.net.layers.conv5.weight"], pretrained["body.net.layers.conv5.weight"])
+    best = max(h["val_accuracy"] for h in record["history"])
+    assert record["metrics"]["val_accuracy"] == best
+    assert record["history"][record["best_epoch"] - 1]["val_accuracy"] == best
+    report = evaluate([tmp_path / "run"], device="cpu")
+    assert report["accuracy"] == best  # the restored (best) weights were saved
+
+
+def test_early_stopping_restores_the_best_weights(dataset, tmp_path, monkeypatch):
+    import torch
+
+    from percept.transfer import finetune as ft
+
+    scores = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2])
+    snapshots = {}
+
+    def fake_accuracy(model, loader, device):
+        value = next(scores)
+        snapshots[value] = {k: v.clone() for k, v in model.state_dict().items()}
+        return value
+
+    monkeypatch.setattr(ft, "accuracy", fake_accuracy)
+    record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=5, head_epochs=1, unfreeze=1,
+                               patience=2, batch_size=6, device="cpu", augment=False)
+    assert [h["val_accuracy"] for h in record["history"]] == [0.5, 0.9, 0.6, 0.4]  # stopped after 2 worse epochs
+    assert record["best_epoch"] == 2 and record["metrics"]["val_accuracy"] == 0.9
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in snapshots[0.9].items())

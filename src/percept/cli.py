@@ -12,7 +12,6 @@ import os
 import shlex
 import sys
 import textwrap
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,13 +199,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .transfer import train_features
+    from .transfer import train_features, train_finetune
 
-    record = train_features(
-        args.data, args.output, backbone=args.backbone, classifier=args.classifier, C=args.C,
-        val_fraction=args.val_fraction, seed=args.seed, batch_size=args.batch_size, device=args.device,
-        cache_dir=args.cache_dir, progress=not args.quiet,
-    )
+    common = dict(backbone=args.backbone, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+                  progress=not args.quiet)
+    if args.strategy == "finetune":
+        record = train_finetune(
+            args.data, args.output, epochs=args.epochs, head_epochs=args.head_epochs, unfreeze=args.unfreeze,
+            lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout, head_init=args.head_init,
+            label_smoothing=args.label_smoothing, augment=not args.no_augment, patience=args.patience,
+            batch_size=args.batch_size or 16, **common,
+        )
+    else:
+        record = train_features(args.data, args.output, classifier=args.classifier, C=args.C,
+                                batch_size=args.batch_size or 32, cache_dir=args.cache_dir, **common)
     counts = record["counts"]
     print(f"{len(record['classes'])} classes, {sum(counts['train'].values())} training / "
           f"{sum(counts['val'].values())} validation images ({record['layout']})"
@@ -214,6 +220,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sizes = list(counts["train"].values())
     if max(sizes) >= 1.5 * min(sizes):
         print(f"class imbalance: largest/smallest training class = {max(sizes) / min(sizes):.1f}")
+    if args.strategy == "finetune":
+        print(f"{record['backbone']} fine-tuned: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
+              f"at epoch {record['best_epoch']} of {len(record['history'])} in {record['seconds']:.1f}s")
+        print(f"wrote run to {args.output}/ (run.json, model.pt)")
+        return 0
     print(f"{record['backbone']} features + {record['classifier']} (C={record['C']:.3g}): "
           f"train accuracy {record['metrics']['train_accuracy']:.3f}, "
           f"validation accuracy {record['metrics']['val_accuracy']:.3f} in {record['seconds']:.1f}s")
@@ -227,7 +238,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     runs, data = args.runs, None
     if len(runs) > 1 and not (Path(runs[-1]) / "run.json").exists() and Path(runs[-1]).is_dir():
         runs, data = runs[:-1], runs[-1]  # `evaluate RUN [RUN ...] DATA`
-    report = evaluate(runs, data, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
+    report = evaluate(runs, data, batch_size=args.batch_size or 32, device=args.device, cache_dir=args.cache_dir,
                       progress=not args.quiet and not args.json)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -244,7 +255,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .transfer import predict
 
-    results = predict(args.run, args.images, top_k=args.top_k, batch_size=args.batch_size, device=args.device,
+    results = predict(args.run, args.images, top_k=args.top_k, batch_size=args.batch_size or 32, device=args.device,
                       cache_dir=args.cache_dir)
     if args.format == "json":
         print(json.dumps([{"path": r["path"], "top": [{"class": c, "probability": p} for c, p in r["top"]]}
@@ -266,7 +277,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_compute_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass; bounds memory (default: 32)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per batch; bounds memory (default: 32 for features, 16 for fine-tuning)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="feature cache folder (default: $PERCEPT_CACHE/features or ~/.cache/percept/features)")
@@ -320,10 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to write (required)")
     p.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, metavar="NAME",
                    help=f"pretrained network: {', '.join(BACKBONES)} (default: efficientnet_lite0)")
+    p.add_argument("--strategy", default="features", choices=("features", "finetune"),
+                   help="features: frozen backbone + linear classifier (fast); finetune: new head, then the top "
+                   "of the backbone with discriminative learning rates (default: features)")
     p.add_argument("--classifier", default="logreg", choices=CLASSIFIERS,
                    help="linear classifier: logreg (multinomial logistic regression) or svm (default: logreg)")
     p.add_argument("--C", type=float, default=None,
                    help="inverse regularisation strength (default: chosen by 5-fold cross-validation)")
+    g = p.add_argument_group("fine-tuning options (--strategy finetune)")
+    g.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs after the head epochs (default: 6)")
+    g.add_argument("--head-epochs", type=int, default=2, help="epochs training only the new head (default: 2)")
+    g.add_argument("--unfreeze", default="4", metavar="K|all",
+                   help="top backbone stages to fine-tune (default: 4)")
+    g.add_argument("--lr", type=float, default=1e-3,
+                   help="head learning rate; unfrozen stages get lr/3 and lr/9 (default: 0.001)")
+    g.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: 0.05)")
+    g.add_argument("--dropout", type=float, default=0.2, help="dropout before the new head (default: 0.2)")
+    g.add_argument("--head-init", choices=("kaiming", "xavier"), default="kaiming",
+                   help="initialisation of the new head (default: kaiming)")
+    g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
+    g.add_argument("--no-augment", action="store_true",
+                   help="no random crops, flips or colour jitter (default: augment)")
+    g.add_argument("--patience", type=int, default=3,
+                   help="stop after this many fine-tuning epochs without a better validation accuracy; the best "
+                   "epoch is restored (default: 3)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="validation share when DATA has no train/val folders (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the split and the classifier (default: 0)")

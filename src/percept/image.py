@@ -115,7 +115,7 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     return path
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``; nothing partial is left behind on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     os.close(fd)
@@ -137,12 +137,12 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, metad
         info = PngImagePlugin.PngInfo()
         if metadata is not None:
             info.add_itxt(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-        _atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=info))
+        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=info))
     else:
-        _atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, quality=95) if fmt == "JPEG" else pil.save(tmp, format=fmt))
+        atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, quality=95) if fmt == "JPEG" else pil.save(tmp, format=fmt))
         if metadata is not None:
             sidecar = path.with_name(path.name + ".json")
-            _atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2, sort_keys=True)))
+            atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2, sort_keys=True)))
     return path
 
 
@@ -164,7 +164,7 @@ def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLi
     if not pils:
         raise PerceptError("no frames to assemble into a GIF")
     durations = [duration_ms] * (len(pils) - 1) + [1500]
-    _atomic_write(
+    atomic_write(
         path,
         lambda tmp: pils[0].save(tmp, format="GIF", save_all=True, append_images=pils[1:], duration=durations, loop=0),
     )

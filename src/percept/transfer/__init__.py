@@ -8,8 +8,8 @@ from importlib import import_module
 _EXPORTS = {
     "BACKBONES": "backbones", "Backbone": "backbones", "get_backbone": "backbones",
     "DatasetSplit": "data", "scan_dataset": "data",
-    "evaluate": "linear", "load_run": "linear", "predict": "linear", "train_features": "linear",
-    "CLASSIFIERS": "linear",
+    "train_features": "linear", "train_finetune": "finetune",
+    "evaluate": "runs", "load_run": "runs", "predict": "runs",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
