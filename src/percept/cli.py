@@ -340,12 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--C", type=float, default=None,
                    help="inverse regularisation strength (default: chosen by 5-fold cross-validation)")
     g = p.add_argument_group("fine-tuning options (--strategy finetune)")
-    g.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs after the head epochs (default: 6)")
+    g.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs after the head epochs (default: 8)")
     g.add_argument("--head-epochs", type=int, default=2, help="epochs training only the new head (default: 2)")
     g.add_argument("--unfreeze", default="4", metavar="K|all",
                    help="top backbone stages to fine-tune (default: 4)")
-    g.add_argument("--lr", type=float, default=1e-3,
-                   help="head learning rate; unfrozen stages get lr/3 and lr/9 (default: 0.001)")
+    g.add_argument("--lr", type=float, default=5e-4,
+                   help="head learning rate; unfrozen stages get lr/3 and lr/9 (default: 0.0005)")
     g.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: 0.05)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before the new head (default: 0.2)")
     g.add_argument("--head-init", choices=("kaiming", "xavier"), default="kaiming",
@@ -353,9 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
     g.add_argument("--no-augment", action="store_true",
                    help="no random crops, flips or colour jitter (default: augment)")
-    g.add_argument("--patience", type=int, default=3,
+    g.add_argument("--patience", type=int, default=4,
                    help="stop after this many fine-tuning epochs without a better validation accuracy; the best "
-                   "epoch is restored (default: 3)")
+                   "epoch is restored (default: 4)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="validation share when DATA has no train/val folders (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the split and the classifier (default: 0)")
