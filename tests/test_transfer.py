@@ -197,3 +197,22 @@ def test_early_stopping_restores_the_best_weights(dataset, tmp_path, monkeypatch
     assert record["best_epoch"] == 2 and record["metrics"]["val_accuracy"] == 0.9
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in snapshots[0.9].items())
+
+
+def test_tta_averages_probabilities_over_views(dataset, tmp_path, cache):
+    import numpy as np
+
+    from percept.transfer.runs import load_run
+
+    train_features(dataset, tmp_path / "run", backbone="alexnet", cache_dir=cache, device="cpu")
+    run = load_run(tmp_path / "run")
+    paths = [p for p, _ in scan_dataset(dataset).val]
+    kw = dict(batch_size=4, device="cpu", cache_dir=cache, progress=False)
+    plain = run.probabilities(paths, views=("center",), **kw)
+    flipped = run.probabilities(paths, views=("center_flip",), **kw)
+    both = run.probabilities(paths, views=("center", "center_flip"), **kw)
+    assert np.allclose(both, (plain + flipped) / 2) and not np.allclose(plain, flipped)
+    report = evaluate([tmp_path / "run"], tta="flip+crops", cache_dir=cache, device="cpu")
+    assert report["tta"] == "flip+crops" and 0 <= report["accuracy"] <= 1
+    with pytest.raises(PerceptError, match="unknown test-time augmentation"):
+        evaluate([tmp_path / "run"], tta="rotate", cache_dir=cache, device="cpu")

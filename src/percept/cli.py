@@ -239,7 +239,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if len(runs) > 1 and not (Path(runs[-1]) / "run.json").exists() and Path(runs[-1]).is_dir():
         runs, data = runs[:-1], runs[-1]  # `evaluate RUN [RUN ...] DATA`
     report = evaluate(runs, data, batch_size=args.batch_size or 32, device=args.device, cache_dir=args.cache_dir,
-                      progress=not args.quiet and not args.json)
+                      progress=not args.quiet and not args.json, tta=args.tta)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -371,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", metavar="RUN", nargs="+", help="run folder(s), optionally followed by a DATA folder")
     p.add_argument("--json", action="store_true", help="print one JSON object; `accuracy` is in [0, 1] (default: off)")
+    p.add_argument("--tta", choices=("none", "flip", "flip+crops"), default="none",
+                   help="test-time augmentation: average over the mirror image (flip) and the four corner crops "
+                   "(flip+crops) (default: none)")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -30,8 +30,9 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cache_path(cache_dir: Path, backbone: Backbone, digest: str) -> Path:
-    key = hashlib.sha256(backbone.cache_id.encode()).hexdigest()[:16]
+def _cache_path(cache_dir: Path, backbone: Backbone, digest: str, view: str) -> Path:
+    cache_id = backbone.cache_id if view == "center" else f"{backbone.cache_id}|{view}"
+    key = hashlib.sha256(cache_id.encode()).hexdigest()[:16]
     return cache_dir / key / digest[:2] / f"{digest}.npy"
 
 
@@ -44,19 +45,21 @@ def embed_images(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    view: str = "center",
 ) -> tuple[np.ndarray, int]:
     """Feature vectors ``(N, backbone.dim)`` (float32) of ``paths``, and how many came from the cache.
 
     ``cache_dir=None`` uses :func:`default_cache_dir`. Missing vectors are computed in batches of
-    ``batch_size`` images (which bounds memory) and written to the cache atomically.
+    ``batch_size`` images (which bounds memory) and written to the cache atomically. ``view`` selects a
+    test-time-augmentation view (see :func:`~percept.transfer.backbones.view_transform`).
     """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    transform = backbone.eval_transform()
+    transform = backbone.eval_transform(view)
     out = np.zeros((len(paths), backbone.dim), dtype=np.float32)
     todo: list[tuple[int, Path]] = []
     hits = 0
     for i, path in enumerate(paths):
-        cached = _cache_path(cache_dir, backbone, _file_digest(Path(path)))
+        cached = _cache_path(cache_dir, backbone, _file_digest(Path(path)), view)
         if cached.is_file():
             out[i] = np.load(cached)
             hits += 1

@@ -31,7 +31,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write, load_image
-from .backbones import get_backbone
+from .backbones import get_backbone, view_transform
 from .data import Sample, scan_dataset
 
 
@@ -120,13 +120,13 @@ class ImageListDataset(Dataset):
         return self.transform(load_image(path)), label
 
 
-def train_transform(crop: int, augment: bool):
-    """Random resized crop (area 35-100%), horizontal flip and mild colour jitter; or the eval transform."""
+def train_transform(resize: int, crop: int, augment: bool):
+    """Random resized crop (area 35-100%), horizontal flip and mild colour jitter; without ``augment``, the
+    evaluation view (resize the shorter side, centre crop)."""
     from torchvision import transforms
 
     if not augment:
-        return transforms.Compose([transforms.Resize(round(crop * 256 / 224)), transforms.CenterCrop(crop),
-                                   transforms.ToTensor()])
+        return view_transform(resize, crop)
     return transforms.Compose([
         transforms.RandomResizedCrop(crop, scale=(0.35, 1.0)),
         transforms.RandomHorizontalFlip(),
@@ -199,9 +199,9 @@ def train_finetune(
     dev = resolve_device(device)
     model = FinetuneNet(backbone, len(split.classes), dropout, head_init).to(dev)
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(ImageListDataset(split.train, train_transform(model.crop, augment)),
+    train_loader = DataLoader(ImageListDataset(split.train, train_transform(model.resize, model.crop, augment)),
                               batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(split.train) > batch_size)
-    val_loader = DataLoader(ImageListDataset(split.val, train_transform(model.crop, False)), batch_size=batch_size * 2)
+    val_loader = DataLoader(ImageListDataset(split.val, view_transform(model.resize, model.crop)), batch_size=batch_size * 2)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     history: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import load_image
-from .backbones import get_backbone
+from .backbones import TTA_VIEWS, get_backbone, view_transform
 from .data import IMAGE_EXTENSIONS, scan_dataset
 from .features import embed_images
 from .linear import probabilities
@@ -43,25 +43,27 @@ class Run:
         return self.record["classes"]
 
     def probabilities(self, paths: Sequence[Path], *, batch_size: int, device: torch.device,
-                      cache_dir: Path | None, progress: bool) -> np.ndarray:
-        """Class probabilities ``(N, K)`` of the images at ``paths``."""
+                      cache_dir: Path | None, progress: bool, views: Sequence[str] = ("center",)) -> np.ndarray:
+        """Class probabilities ``(N, K)`` of the images at ``paths``, averaged over the TTA ``views``."""
         if self.record["strategy"] == "features":
             net = get_backbone(self.record["backbone"], device=device)
             if net.cache_id != self.record["cache_id"]:
                 raise PerceptError(f"run {str(self.path)!r} was trained on {self.record['cache_id']}, but this "
                                    f"machine's {self.record['backbone']} is {net.cache_id}")
-            features, _ = embed_images(net, paths, cache_dir=cache_dir, batch_size=batch_size, device=device,
-                                       progress=progress)
-            return probabilities(self.predictor, features)
-        from .finetune import train_transform
-
-        transform = train_transform(self.predictor.crop, augment=False)
-        out = []
+            per_view = [probabilities(self.predictor, embed_images(
+                net, paths, cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress,
+                view=view)[0]) for view in views]
+            return np.mean(per_view, axis=0)
+        per_view = []
         with torch.no_grad():
-            for start in range(0, len(paths), batch_size):
-                batch = torch.stack([transform(load_image(p)) for p in paths[start : start + batch_size]])
-                out.append(self.predictor(batch.to(device)).softmax(1).cpu().numpy())
-        return np.concatenate(out)
+            for view in views:
+                transform = view_transform(self.predictor.resize, self.predictor.crop, view)
+                out = []
+                for start in range(0, len(paths), batch_size):
+                    batch = torch.stack([transform(load_image(p)) for p in paths[start : start + batch_size]])
+                    out.append(self.predictor(batch.to(device)).softmax(1).cpu().numpy())
+                per_view.append(np.concatenate(out))
+        return np.mean(per_view, axis=0)
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -92,11 +94,13 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
 
 
 def _run_probabilities(runs: Sequence[Run], paths: Sequence[Path], *, batch_size: int, device: str,
-                       cache_dir: Path | None, progress: bool) -> np.ndarray:
-    """Ensemble probabilities ``(N, K)``: the mean over runs."""
+                       cache_dir: Path | None, progress: bool, tta: str = "none") -> np.ndarray:
+    """Ensemble probabilities ``(N, K)``: the mean over runs (and over the TTA views of each run)."""
+    if tta not in TTA_VIEWS:
+        raise PerceptError(f"unknown test-time augmentation {tta!r}; use {', '.join(TTA_VIEWS)}")
     dev = resolve_device(device)
     total = sum(run.probabilities(paths, batch_size=batch_size, device=dev, cache_dir=cache_dir,
-                                  progress=progress) for run in runs)
+                                  progress=progress, views=TTA_VIEWS[tta]) for run in runs)
     return total / len(runs)
 
 
@@ -108,11 +112,14 @@ def evaluate(
     device: str = "auto",
     cache_dir: Path | None = None,
     progress: bool = False,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of one run or an ensemble.
 
     Without ``data``, the validation split the (first) run was trained with; with ``data``, its ``val``
-    folder if it has one, else every image in it. ``accuracy`` is a fraction in [0, 1].
+    folder if it has one, else every image in it. ``tta`` averages over views of each image: ``none``,
+    ``flip`` (plus the mirror image) or ``flip+crops`` (plus the four corner crops). ``accuracy`` is a fraction
+    in [0, 1].
     """
     loaded = [load_run(r, device) for r in runs]
     classes = loaded[0].classes
@@ -134,7 +141,7 @@ def evaluate(
     paths = [p for p, _ in samples]
     y_true = np.array([classes.index(names[label]) for _, label in samples])
     probs = _run_probabilities(loaded, paths, batch_size=batch_size, device=device, cache_dir=cache_dir,
-                               progress=progress)
+                               progress=progress, tta=tta)
     y_pred = probs.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=range(len(classes)), zero_division=0
@@ -142,6 +149,7 @@ def evaluate(
     return {
         "accuracy": float((y_pred == y_true).mean()),
         "n_images": len(paths),
+        "tta": tta,
         "runs": [str(r.path) for r in loaded],
         "classes": classes,
         "per_class": {
