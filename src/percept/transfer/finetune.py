@@ -89,8 +89,8 @@ def _stages(body: nn.Module) -> list[nn.Module]:
     inner = getattr(inner, "net", inner)
     if hasattr(inner, "layer4"):  # torchvision ResNet
         return [nn.ModuleList([inner.conv1, inner.bn1]), inner.layer1, inner.layer2, inner.layer3, inner.layer4]
-    if hasattr(inner, "features"):  # torchvision MobileNetV3, EfficientNet, ConvNeXt
-        return list(inner.features)
+    if hasattr(inner, "features"):  # torchvision MobileNetV3, EfficientNet, ConvNeXt (+ what precedes the head)
+        return [*inner.features, inner.classifier]
     raise PerceptError(f"cannot fine-tune {type(inner).__name__}: unknown layout")
 
 
