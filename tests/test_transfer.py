@@ -192,7 +192,7 @@ def test_early_stopping_restores_the_best_weights(dataset, tmp_path, monkeypatch
 
     monkeypatch.setattr(ft, "accuracy", fake_accuracy)
     record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=5, head_epochs=1, unfreeze=1,
-                               patience=2, batch_size=6, device="cpu", augment=False)
+                               patience=2, batch_size=6, device="cpu", augment="none")
     assert [h["val_accuracy"] for h in record["history"]] == [0.5, 0.9, 0.6, 0.4]  # stopped after 2 worse epochs
     assert record["best_epoch"] == 2 and record["metrics"]["val_accuracy"] == 0.9
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
@@ -216,3 +216,35 @@ def test_tta_averages_probabilities_over_views(dataset, tmp_path, cache):
     assert report["tta"] == "flip+crops" and 0 <= report["accuracy"] <= 1
     with pytest.raises(PerceptError, match="unknown test-time augmentation"):
         evaluate([tmp_path / "run"], tta="rotate", cache_dir=cache, device="cpu")
+
+
+def test_mixup_and_cutmix_mix_labels_as_they_mix_pixels():
+    import torch
+
+    from percept.transfer.augment import batch_mixer, get_augment
+
+    torch.manual_seed(0)
+    x = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])  # image 0 all black, image 1 all white
+    y = torch.tensor([0, 1])
+    for setting in ({"mixup": 1.0}, {"cutmix": 1.0}):
+        mixer = batch_mixer(get_augment("none", **setting), num_classes=2)
+        for _ in range(5):
+            mixed, soft = mixer(x.clone(), y.clone())
+            assert soft.shape == (2, 2) and torch.allclose(soft.sum(1), torch.ones(2))
+            # the share of white pixels in each image equals the weight of label 1 (white's class)
+            assert torch.allclose(mixed.mean(dim=(1, 2, 3)), soft[:, 1], atol=1e-5), setting
+    assert batch_mixer(get_augment("light"), 2) is None
+    with pytest.raises(PerceptError, match="unknown augmentation preset"):
+        get_augment("extreme")
+
+
+def test_strong_augmentation_trains_and_preview_draws_a_grid(dataset, tmp_path):
+    from percept.transfer.finetune import train_finetune
+
+    record = train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=1, head_epochs=1, batch_size=4,
+                            augment="strong", augment_overrides={"vflip": 0.5}, device="cpu")
+    assert record["params"]["augmentation"]["vflip"] == 0.5 and record["params"]["augmentation"]["cutmix"] == 1.0
+    grid = tmp_path / "grid.png"
+    assert main(["augment-preview", str(dataset), "-o", str(grid), "--images", "2", "--per-image", "3",
+                 "--size", "64"]) == 0
+    assert Image.open(grid).size == (3 * 64 + 4 * 4, 2 * 64 + 3 * 4)

@@ -207,7 +207,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         record = train_finetune(
             args.data, args.output, epochs=args.epochs, head_epochs=args.head_epochs, unfreeze=args.unfreeze,
             lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout, head_init=args.head_init,
-            label_smoothing=args.label_smoothing, augment=not args.no_augment, patience=args.patience,
+            label_smoothing=args.label_smoothing, augment=args.augment, augment_overrides=_augment_overrides(args),
+            patience=args.patience,
             batch_size=args.batch_size or 16, **common,
         )
     else:
@@ -229,6 +230,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"train accuracy {record['metrics']['train_accuracy']:.3f}, "
           f"validation accuracy {record['metrics']['val_accuracy']:.3f} in {record['seconds']:.1f}s")
     print(f"wrote run to {args.output}/ (run.json, classifier.joblib)")
+    return 0
+
+
+AUGMENT_FLAGS = ("vflip", "rotation", "lighting", "erasing", "mixup", "cutmix")
+
+
+def _augment_overrides(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in AUGMENT_FLAGS if getattr(args, name) is not None}
+
+
+def _add_augment_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("augmentation (fine-tuning)")
+    g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
+                   help="preset: light = random resized crop, horizontal flip, colour jitter; strong adds rotation, "
+                   "PCA lighting, random erasing, mixup and cutmix (default: light)")
+    g.add_argument("--vflip", type=float, help="probability of a vertical flip (default: from the preset)")
+    g.add_argument("--rotation", type=float, help="maximum rotation in degrees (default: from the preset)")
+    g.add_argument("--lighting", type=float, help="AlexNet PCA lighting noise std, e.g. 0.1 (default: from the preset)")
+    g.add_argument("--erasing", type=float, help="probability of random erasing / cutout (default: from the preset)")
+    g.add_argument("--mixup", type=float, help="mixup Beta alpha, 0 = off (default: from the preset)")
+    g.add_argument("--cutmix", type=float, help="cutmix Beta alpha, 0 = off (default: from the preset)")
+
+
+def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    import torch
+    from torchvision.utils import make_grid
+
+    from .image import check_writable, load_image, save_image
+    from .transfer.augment import get_augment, image_transform
+    from .transfer.data import scan_dataset
+
+    output = check_writable(args.output)
+    aug = get_augment(args.augment, **_augment_overrides(args))
+    if aug is None:
+        raise PerceptError("augmentation preset 'none' has nothing to preview; use light or strong")
+    torch.manual_seed(args.seed)
+    samples = scan_dataset(args.data, seed=args.seed).train
+    picks = [samples[i] for i in torch.randperm(len(samples))[: args.images].tolist()]
+    transform = image_transform(args.size, aug)
+    tiles = [transform(load_image(path)) for path, _ in picks for _ in range(args.per_image)]
+    grid = make_grid(torch.stack(tiles), nrow=args.per_image, padding=4, pad_value=1.0)
+    save_image(grid.unsqueeze(0), output, {"augment": aug.to_dict(), "data": str(args.data)})
+    print(f"wrote {output}: {len(picks)} images x {args.per_image} augmented samples ({args.augment} preset)")
     return 0
 
 
@@ -351,11 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-init", choices=("kaiming", "xavier"), default="kaiming",
                    help="initialisation of the new head (default: kaiming)")
     g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
-    g.add_argument("--no-augment", action="store_true",
-                   help="no random crops, flips or colour jitter (default: augment)")
     g.add_argument("--patience", type=int, default=4,
                    help="stop after this many fine-tuning epochs without a better validation accuracy; the best "
                    "epoch is restored (default: 4)")
+    _add_augment_options(p)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="validation share when DATA has no train/val folders (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the split and the classifier (default: 0)")
@@ -385,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("augment-preview", help="draw a grid of augmented training samples", formatter_class=fmt,
+                       epilog="examples:\n  percept augment-preview data/hymenoptera -o grid.png --augment strong")
+    p.add_argument("data", metavar="DATA", help="dataset folder (training images are sampled)")
+    p.add_argument("-o", "--output", required=True, metavar="GRID.png", help="output image (required)")
+    p.add_argument("--images", type=int, default=6, help="how many training images (rows) (default: 6)")
+    p.add_argument("--per-image", type=int, default=6, help="augmented samples per image (columns) (default: 6)")
+    p.add_argument("--size", type=int, default=160, help="tile size in pixels (default: 160)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_augment_options(p)
+    p.set_defaults(func=_cmd_augment_preview)
 
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")

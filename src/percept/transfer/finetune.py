@@ -6,8 +6,9 @@ The recipe (defaults in :func:`train_finetune`):
    Kaiming or Xavier initialised) is trained for ``head_epochs`` epochs.
 2. **Then the top K stages** (``unfreeze``) are unfrozen with *discriminative learning rates*: the unfrozen
    stages are split into an earlier and a later half trained at ``lr/9`` and ``lr/3``, the head at ``lr``.
-   AdamW with weight decay, a cosine schedule per phase, label smoothing, light augmentation (random resized
-   crop, horizontal flip, colour jitter), early stopping on validation accuracy with the best epoch restored.
+   AdamW with weight decay, a cosine schedule per phase, label smoothing, augmentation (preset ``light``:
+   random resized crop, horizontal flip, colour jitter; see :mod:`percept.transfer.augment`), early stopping
+   on validation accuracy with the best epoch restored.
 
 A run folder holds ``run.json`` and ``model.pt`` (the whole network's state dict plus what is needed to
 rebuild it), and is read by :func:`percept.transfer.runs.load_run` like a ``features`` run.
@@ -31,6 +32,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write, load_image
+from .augment import batch_mixer, get_augment, image_transform
 from .backbones import get_backbone, view_transform
 from .data import Sample, scan_dataset
 
@@ -120,25 +122,12 @@ class ImageListDataset(Dataset):
         return self.transform(load_image(path)), label
 
 
-def train_transform(resize: int, crop: int, augment: bool):
-    """Random resized crop (area 35-100%), horizontal flip and mild colour jitter; without ``augment``, the
-    evaluation view (resize the shorter side, centre crop)."""
-    from torchvision import transforms
-
-    if not augment:
-        return view_transform(resize, crop)
-    return transforms.Compose([
-        transforms.RandomResizedCrop(crop, scale=(0.35, 1.0)),
-        transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(brightness=0.2, saturation=0.2, hue=0.02),
-        transforms.ToTensor(),
-    ])
-
-
-def _epoch(model: FinetuneNet, loader: DataLoader, loss_fn, optimizer, scheduler, device, bar) -> float:
+def _epoch(model: FinetuneNet, loader: DataLoader, loss_fn, optimizer, scheduler, device, bar, mixer) -> float:
     model.train()
     total, count = 0.0, 0
     for x, y in loader:
+        if mixer is not None:  # mixup / cutmix: soft labels mixed like the pixels
+            x, y = mixer(x, y)
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
@@ -173,7 +162,8 @@ def train_finetune(
     dropout: float = 0.2,
     head_init: str = "kaiming",
     label_smoothing: float = 0.1,
-    augment: bool = True,
+    augment: str = "light",
+    augment_overrides: dict[str, Any] | None = None,
     batch_size: int = 16,
     patience: int = 4,
     val_fraction: float = 0.2,
@@ -199,7 +189,10 @@ def train_finetune(
     dev = resolve_device(device)
     model = FinetuneNet(backbone, len(split.classes), dropout, head_init).to(dev)
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(ImageListDataset(split.train, train_transform(model.resize, model.crop, augment)),
+    aug = get_augment(augment, **(augment_overrides or {}))
+    transform = view_transform(model.resize, model.crop) if aug is None else image_transform(model.crop, aug)
+    mixer = batch_mixer(aug, len(split.classes))
+    train_loader = DataLoader(ImageListDataset(split.train, transform),
                               batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(split.train) > batch_size)
     val_loader = DataLoader(ImageListDataset(split.val, view_transform(model.resize, model.crop)), batch_size=batch_size * 2)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -220,7 +213,7 @@ def train_finetune(
         stale = 0
         for _ in range(n_epochs):
             epoch += 1
-            train_loss = _epoch(model, train_loader, loss_fn, optimizer, scheduler, dev, bar)
+            train_loss = _epoch(model, train_loader, loss_fn, optimizer, scheduler, dev, bar, mixer)
             val_acc = accuracy(model, val_loader, dev)
             history.append({"epoch": epoch, "phase": phase, "train_loss": train_loss, "val_accuracy": val_acc})
             bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}", refresh=False)
@@ -248,7 +241,8 @@ def train_finetune(
         "skipped": [[str(p), reason] for p, reason in split.skipped],
         "params": {"epochs": epochs, "head_epochs": head_epochs, "unfreeze": unfreeze, "lr": lr,
                    "weight_decay": weight_decay, "dropout": dropout, "head_init": head_init,
-                   "label_smoothing": label_smoothing, "augment": augment, "batch_size": batch_size,
+                   "label_smoothing": label_smoothing, "augment": augment,
+                   "augmentation": aug.to_dict() if aug else None, "batch_size": batch_size,
                    "patience": patience},
         "history": history,
         "best_epoch": best["epoch"],
