@@ -138,8 +138,9 @@ def test_cli_train_evaluate_predict(dataset, tmp_path, cache, capsys, cat_path):
     assert main(["train", str(dataset), "-o", str(run), "--backbone", "alexnet", *common]) == 0
     out = capsys.readouterr().out
     assert "validation accuracy 1.000" in out and "wrote run" in out
-    assert main(["evaluate", str(run), "--json", *common]) == 0
+    assert main(["evaluate", str(run), "--json", "--confusion-png", str(tmp_path / "cm.png"), *common]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    assert Image.open(tmp_path / "cm.png").format == "PNG"
     assert main(["predict", str(run), str(cat_path), "--format", "csv", "--top-k", "1", *common]) == 0
     assert capsys.readouterr().out.splitlines()[1].split(",")[2] == "cat"
 
@@ -175,6 +176,9 @@ def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path,
     assert record["history"][record["best_epoch"] - 1]["val_accuracy"] == best
     report = evaluate([tmp_path / "run"], device="cpu")
     assert report["accuracy"] == best  # the restored (best) weights were saved
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,phase,train_loss,val_accuracy" and len(rows) == 1 + len(record["history"])
+    assert Image.open(tmp_path / "run" / "learning_curves.png").size == (640, 400)
 
 
 def test_early_stopping_restores_the_best_weights(dataset, tmp_path, monkeypatch):

@@ -224,7 +224,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.strategy == "finetune":
         print(f"{record['backbone']} fine-tuned: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
               f"at epoch {record['best_epoch']} of {len(record['history'])} in {record['seconds']:.1f}s")
-        print(f"wrote run to {args.output}/ (run.json, model.pt)")
+        print(f"wrote run to {args.output}/ (run.json, model.pt, history.csv, learning_curves.png)")
         return 0
     print(f"{record['backbone']} features + {record['classifier']} (C={record['C']:.3g}): "
           f"train accuracy {record['metrics']['train_accuracy']:.3f}, "
@@ -279,11 +279,19 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .transfer import evaluate
 
+    if args.confusion_png:
+        from .image import check_writable
+
+        check_writable(args.confusion_png, what="--confusion-png")
     runs, data = args.runs, None
     if len(runs) > 1 and not (Path(runs[-1]) / "run.json").exists() and Path(runs[-1]).is_dir():
         runs, data = runs[:-1], runs[-1]  # `evaluate RUN [RUN ...] DATA`
     report = evaluate(runs, data, batch_size=args.batch_size or 32, device=args.device, cache_dir=args.cache_dir,
                       progress=not args.quiet and not args.json, tta=args.tta)
+    if args.confusion_png:
+        from .transfer.plots import plot_confusion_matrix
+
+        plot_confusion_matrix(report["confusion_matrix"], report["classes"], args.confusion_png)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -414,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", metavar="RUN", nargs="+", help="run folder(s), optionally followed by a DATA folder")
     p.add_argument("--json", action="store_true", help="print one JSON object; `accuracy` is in [0, 1] (default: off)")
+    p.add_argument("--confusion-png", type=Path, metavar="FILE.png",
+                   help="also draw the confusion matrix to this PNG (default: off)")
     p.add_argument("--tta", choices=("none", "flip", "flip+crops"), default="none",
                    help="test-time augmentation: average over the mirror image (flip) and the four corner crops "
                    "(flip+crops) (default: none)")

@@ -10,8 +10,9 @@ The recipe (defaults in :func:`train_finetune`):
    random resized crop, horizontal flip, colour jitter; see :mod:`percept.transfer.augment`), early stopping
    on validation accuracy with the best epoch restored.
 
-A run folder holds ``run.json`` and ``model.pt`` (the whole network's state dict plus what is needed to
-rebuild it), and is read by :func:`percept.transfer.runs.load_run` like a ``features`` run.
+A run folder holds ``run.json``, ``model.pt`` (the whole network's state dict plus what is needed to rebuild
+it), ``history.csv`` and ``learning_curves.png``, and is read by :func:`percept.transfer.runs.load_run` like a
+``features`` run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..image import atomic_write, load_image
 from .augment import batch_mixer, get_augment, image_transform
 from .backbones import get_backbone, view_transform
 from .data import Sample, scan_dataset
+from .plots import plot_learning_curves, write_history_csv
 
 
 class FinetuneNet(nn.Module):
@@ -252,6 +254,8 @@ def train_finetune(
     checkpoint = {"state_dict": model.cpu().state_dict(), "backbone": backbone, "num_classes": len(split.classes),
                   "dropout": dropout, "percept_version": __version__}
     atomic_write(out / "model.pt", lambda tmp: torch.save(checkpoint, tmp))
+    write_history_csv(history, out / "history.csv")
+    plot_learning_curves(history, out / "learning_curves.png", best["epoch"])
     atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     return record
 
