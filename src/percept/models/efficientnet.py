@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..errors import PerceptError, WeightsUnavailableError
+from ..errors import PerceptError
 from .preprocess import PREPROCESSING
-from .sources import PackageFile, SourceUnavailable, StateDict, UserFile
+from .sources import PackageFile, StateDict, UserFile
 from .weights import Weights
 
 # --------------------------------------------------------------------------------------------- network
@@ -311,20 +311,9 @@ class ClassifierWeights(Weights):
         return imagenet_categories() if self.num_classes == 1000 else None
 
     def load_state_dict(self) -> StateDict:
-        """The checkpoint's tensors (EfficientNet key names), trying each source in order.
-
-        Raises :class:`WeightsUnavailableError` with one line naming everything that was tried.
-        """
-        tried = []
-        for source in self.sources:
-            try:
-                path = source.locate()
-            except SourceUnavailable as exc:
-                tried.append(str(exc))
-                continue
-            return _decode_cached(source, path)
-        fixes = " or ".join(s.fix() for s in self.sources)
-        raise WeightsUnavailableError(f"weights {self.id} unavailable; tried: {'; '.join(tried)}. Fix: {fixes}")
+        """The checkpoint's tensors (EfficientNet key names) from the first available source."""
+        source, path = self.locate()
+        return _decode_cached(source, path)
 
     def prepare(self, image: Image.Image) -> torch.Tensor:
         """Evaluation input: resize the short side to ``resize_size`` (bicubic), centre-crop ``input_size``.

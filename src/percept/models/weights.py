@@ -79,21 +79,24 @@ class Weights:
         """True when some source can provide the tensors without a download."""
         return self.availability().startswith(("installed", "in torch cache"))
 
-    def load_state_dict(self) -> StateDict:
-        """Decode the tensors (canonical layer names), trying each source in order.
+    def locate(self) -> tuple[Source, Path]:
+        """The first source that can provide the file, and its path (downloading if that source does).
 
         Raises :class:`WeightsUnavailableError` with one line naming everything that was tried.
         """
         tried = []
         for source in self.sources:
             try:
-                path = source.locate()
+                return source, source.locate()
             except SourceUnavailable as exc:
                 tried.append(str(exc))
-                continue
-            return _decode_cached(source, path, self.arch)
         fixes = " or ".join(s.fix() for s in self.sources)
         raise WeightsUnavailableError(f"weights {self.id} unavailable; tried: {'; '.join(tried)}. Fix: {fixes}")
+
+    def load_state_dict(self) -> StateDict:
+        """Decode the tensors (canonical layer names) from the first available source."""
+        source, path = self.locate()
+        return _decode_cached(source, path, self.arch)
 
 
 @functools.lru_cache(maxsize=4)

@@ -45,6 +45,18 @@ class DatasetSplit:
         sizes = [n for n in self.counts("train").values()]
         return max(sizes) / max(1, min(sizes))
 
+    def record(self, data: str | Path, val_fraction: float, seed: int) -> dict:
+        """What a run records about its data: folder, layout, split settings, counts, skipped files."""
+        return {
+            "classes": self.classes,
+            "data": str(Path(data).resolve()),
+            "layout": self.layout,
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "counts": {"train": self.counts("train"), "val": self.counts("val")},
+            "skipped": [[str(p), reason] for p, reason in self.skipped],
+        }
+
     def summary(self) -> str:
         """A few lines for the user: sizes, imbalance, skipped files."""
         train, val = self.counts("train"), self.counts("val")
