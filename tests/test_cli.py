@@ -45,7 +45,7 @@ def test_models_lists_weights_availability_and_layers(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
     for text in ("vgg19:gatys", "vgg19:caffe", "vgg16:imagenet1k_v1", "alexnet:imagenet1k_v1", "installed",
-                 "relu4_2", "pool5", "(default)"):
+                 "relu4_2", "pool5", "(default)", "efficientnet_lite0:imagenet", "resnet18"):
         assert text in out
     assert "downloads on first use" in out or "in torch cache" in out  # vgg19:imagenet1k_v1
 

@@ -152,7 +152,8 @@ def _run_style(args: argparse.Namespace, texture: bool) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import ARCHITECTURES, DEFAULT_WEIGHTS, layer_names, list_weights
+    from .models import ARCHITECTURES, DEFAULT_WEIGHTS, get_weights, layer_names, list_classifiers, list_weights
+    from .transfer.names import FEATURE_NET_LAYERS, TORCHVISION_BACKBONES
 
     rows = []
     for arch in ARCHITECTURES:
@@ -177,6 +178,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(textwrap.fill("layers: " + " ".join(layer_names(arch)), 100, initial_indent="  ", subsequent_indent="    "))
         print()
     print("Use a network with --network NAME and weights with --weights NAME (or --weights FILE.pth).")
+    print()
+    print("classifiers and transfer-learning backbones (percept train --backbone NAME)")
+    for entry in list_classifiers():
+        print(f"  {entry.id:<34}{entry.availability()}")
+    for name, layer in FEATURE_NET_LAYERS.items():
+        print(f"  {name + ' (conv features @ ' + layer + ')':<34}{get_weights(name).availability()}")
+    for name in TORCHVISION_BACKBONES:
+        print(f"  {name:<34}torchvision weights: from the torch hub cache, downloaded on first use")
     return 0
 
 
