@@ -252,3 +252,20 @@ def test_strong_augmentation_trains_and_preview_draws_a_grid(dataset, tmp_path):
     assert main(["augment-preview", str(dataset), "-o", str(grid), "--images", "2", "--per-image", "3",
                  "--size", "64"]) == 0
     assert Image.open(grid).size == (3 * 64 + 4 * 4, 2 * 64 + 3 * 4)
+
+
+def test_reuse_head_copies_imagenet_rows_for_matching_class_names():
+    import torch
+
+    from percept.models.efficientnet import imagenet_categories
+    from percept.transfer.finetune import FinetuneNet
+
+    model = FinetuneNet("efficientnet_lite0", 3)
+    matched = model.reuse_imagenet_rows(["daisy", "my_own_class", "Tiger_cat"])
+    assert matched == ["daisy", "Tiger_cat"]
+    fc = model.body.net._fc
+    daisy = imagenet_categories().index("daisy")
+    assert torch.equal(model.head[1].weight[0], fc.weight[daisy]) and model.head[1].bias[0] == fc.bias[daisy]
+    assert not torch.equal(model.head[1].weight[1], fc.weight[0])
+    with pytest.raises(PerceptError, match="needs a backbone with an ImageNet classifier"):
+        FinetuneNet("alexnet", 2).reuse_imagenet_rows(["daisy", "rose"])

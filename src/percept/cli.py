@@ -217,7 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.data, args.output, epochs=args.epochs, head_epochs=args.head_epochs, unfreeze=args.unfreeze,
             lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout, head_init=args.head_init,
             label_smoothing=args.label_smoothing, augment=args.augment, augment_overrides=_augment_overrides(args),
-            patience=args.patience,
+            patience=args.patience, reuse_head=args.reuse_head,
             batch_size=args.batch_size or 16, **common,
         )
     else:
@@ -412,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-init", choices=("kaiming", "xavier"), default="kaiming",
                    help="initialisation of the new head (default: kaiming)")
     g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
+    g.add_argument("--reuse-head", action="store_true",
+                   help="start the head rows of classes named like ImageNet classes (e.g. daisy) from the "
+                   "pretrained classifier; EfficientNet-Lite backbones (default: off)")
     g.add_argument("--patience", type=int, default=4,
                    help="stop after this many fine-tuning epochs without a better validation accuracy; the best "
                    "epoch is restored (default: 4)")

@@ -64,6 +64,26 @@ class FinetuneNet(nn.Module):
         self.stages = _stages(self.body)
         self.frozen_below = len(self.stages)  # stages[i] with i < frozen_below are frozen
 
+    def reuse_imagenet_rows(self, classes: list[str]) -> list[str]:
+        """Initialise the head rows of classes named like an ImageNet class (e.g. ``daisy``) from the
+        pretrained classifier (EfficientNet-Lite only). Returns the classes that were matched."""
+        from ..models.efficientnet import imagenet_categories
+
+        pretrained = getattr(getattr(self.body, "net", None), "_fc", None)
+        if pretrained is None:
+            raise PerceptError(f"--reuse-head needs a backbone with an ImageNet classifier (efficientnet_lite0/2), "
+                               f"not {self.backbone_name}")
+        norm = lambda name: name.lower().replace("_", " ").replace("-", " ").strip()  # noqa: E731
+        index = {norm(c): i for i, c in enumerate(imagenet_categories())}
+        matched = []
+        with torch.no_grad():
+            for row, name in enumerate(classes):
+                if norm(name) in index:
+                    self.head[1].weight[row] = pretrained.weight[index[norm(name)]]
+                    self.head[1].bias[row] = pretrained.bias[index[norm(name)]]
+                    matched.append(name)
+        return matched
+
     def unfreeze_top(self, k: int) -> None:
         """Make the top ``k`` stages trainable (``k >= len(stages)`` unfreezes everything)."""
         k = max(0, min(k, len(self.stages)))
@@ -166,6 +186,7 @@ def train_finetune(
     label_smoothing: float = 0.1,
     augment: str = "light",
     augment_overrides: dict[str, Any] | None = None,
+    reuse_head: bool = False,
     batch_size: int = 16,
     patience: int = 4,
     val_fraction: float = 0.2,
@@ -176,7 +197,8 @@ def train_finetune(
     """Fine-tune ``backbone`` on ``data`` (see the module docstring); write the run to ``out``.
 
     ``epochs`` counts the fine-tuning epochs after the ``head_epochs``; ``unfreeze`` is a number of top
-    stages or ``"all"``. Returns the run record with ``metrics.val_accuracy`` in [0, 1].
+    stages or ``"all"``; ``reuse_head`` initialises the head rows of classes named like ImageNet classes from
+    the pretrained classifier. Returns the run record with ``metrics.val_accuracy`` in [0, 1].
     """
     started = time.perf_counter()
     if epochs < 0 or head_epochs < 0 or epochs + head_epochs == 0:
@@ -189,7 +211,9 @@ def train_finetune(
     torch.manual_seed(seed)
     split = scan_dataset(data, val_fraction=val_fraction, seed=seed)
     dev = resolve_device(device)
-    model = FinetuneNet(backbone, len(split.classes), dropout, head_init).to(dev)
+    model = FinetuneNet(backbone, len(split.classes), dropout, head_init)
+    reused = model.reuse_imagenet_rows(split.classes) if reuse_head else []
+    model = model.to(dev)
     generator = torch.Generator().manual_seed(seed)
     aug = get_augment(augment, **(augment_overrides or {}))
     transform = view_transform(model.resize, model.crop) if aug is None else image_transform(model.crop, aug)
@@ -242,6 +266,7 @@ def train_finetune(
                    "patience": patience},
         "history": history,
         "best_epoch": best["epoch"],
+        "reused_imagenet_rows": reused,
         "metrics": {"val_accuracy": best["val_accuracy"]},
         "seconds": round(time.perf_counter() - started, 2),
     }
