@@ -112,7 +112,7 @@ def _bad_inputs(tmp_path: Path, cat: Path) -> dict[str, tuple[list, str]]:
         "output is a folder": (["stylize", cat, cat, "-o", tmp_path], "is a directory"),
         "bad size": (["stylize", cat, cat, "-o", out, "--size", "0"], "size 0 out of range"),
         "too small for the network": (["stylize", cat, cat, "-o", out, "--size", "16"], "too small"),
-        "texture from a missing file": (["texture", tmp_path / "nope.png", "-o", out], "not found"),
+        "texture from a missing file": (["texture", tmp_path / "nope.png", "-o", out], "texture source .*nope.png. not found"),
     }
 
 

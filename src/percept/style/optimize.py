@@ -251,7 +251,7 @@ def _run(
     generator = torch.Generator().manual_seed(params.seed)
 
     content_pil = _as_pil(content, "content image") if content is not None else None
-    style_pils = [_as_pil(s, "style image") for s in styles]
+    style_pils = [_as_pil(s, "style image" if content is not None else "texture source") for s in styles]
     init_pil = None
     if kind == "stylize" and params.init not in ("content", "noise", "style"):
         init_pil = load_image(params.init, what="init image")

@@ -206,10 +206,10 @@ def train_finetune(
     if lr <= 0:
         raise PerceptError(f"lr must be > 0, got {lr}")
     k = _parse_unfreeze(unfreeze)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     split = scan_dataset(data, val_fraction=val_fraction, seed=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     model = FinetuneNet(backbone, len(split.classes), dropout, head_init)
     reused = model.reuse_imagenet_rows(split.classes) if reuse_head else []

@@ -117,8 +117,8 @@ def train_features(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
-    out.mkdir(parents=True, exist_ok=True)
     split = scan_dataset(data, val_fraction=val_fraction, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     net = get_backbone(backbone, device=dev)
     embed = dict(cache_dir=cache_dir, batch_size=batch_size, device=dev, progress=progress)
