@@ -79,9 +79,6 @@ def _settings(args: argparse.Namespace, texture: bool) -> dict[str, Any]:
             raise PerceptError(f"{args.params_from!r} holds no percept parameters (was it made by percept?)")
         settings.update({k: v for k, v in record["params"].items() if k in names})
     settings.update({k: v for k, v in vars(args).items() if k in names})
-    if texture:
-        for key in ("content_weight", "init", "preserve_color", "content_layers", "content_layer_weights"):
-            settings.pop(key, None)
     return settings
 
 

@@ -9,6 +9,7 @@ the loaded weights (Caffe BGR minus mean, or ImageNet mean/std) is part of the m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,23 @@ def conv_specs(arch: str) -> list[ConvSpec]:
     return [s for s in ARCHITECTURES[arch] if isinstance(s, ConvSpec)]
 
 
+@functools.lru_cache(maxsize=None)
+def _min_input_size(arch: str, last: int) -> int:
+    """Smallest input side for which layers ``0..last`` of ``arch`` all produce >= 1 px (computed once)."""
+    for size in range(1, 4097):
+        side = size
+        for spec in ARCHITECTURES[arch][: last + 1]:
+            if isinstance(spec, ConvSpec):
+                side = (side + 2 * spec.padding - spec.kernel) // spec.stride + 1
+            elif isinstance(spec, PoolSpec):
+                side = (side - spec.kernel) // spec.stride + 1
+            if side < 1:
+                break
+        else:
+            return size
+    return 4097
+
+
 class FeatureNet(nn.Module):
     """A pretrained convolutional stack with named layers.
 
@@ -144,32 +162,20 @@ class FeatureNet(nn.Module):
 
     def min_input_size(self, layers: Sequence[str]) -> int:
         """Smallest input side (pixels) for which every layer up to the deepest of ``layers`` is >= 1 px."""
-        last = max(self._order[name] for name in self.validate_layers(layers))
-        specs = ARCHITECTURES[self.arch][: last + 1]
-        for size in range(1, 4097):
-            side = size
-            for spec in specs:
-                if isinstance(spec, ConvSpec):
-                    side = (side + 2 * spec.padding - spec.kernel) // spec.stride + 1
-                elif isinstance(spec, PoolSpec):
-                    side = (side - spec.kernel) // spec.stride + 1
-                if side < 1:
-                    break
-            else:
-                return size
-        return 4097
+        return _min_input_size(self.arch, max(self._order[name] for name in self.validate_layers(layers)))
 
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run up to the deepest layer in ``layers`` and return those activations by name."""
         wanted = set(self.validate_layers(layers))
         if not wanted:
             return {}
-        if min(x.shape[-2:]) < self.min_input_size(list(wanted)):
+        last = max(self._order[name] for name in wanted)
+        need = _min_input_size(self.arch, last)
+        if min(x.shape[-2:]) < need:
             raise PerceptError(
                 f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layer(s) {', '.join(sorted(wanted))} "
-                f"of {self.arch}: every side needs >= {self.min_input_size(list(wanted))} px; use a larger size"
+                f"of {self.arch}: every side needs >= {need} px; use a larger size"
             )
-        last = max(self._order[name] for name in wanted)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
         for i, (name, module) in enumerate(self.layers.items()):

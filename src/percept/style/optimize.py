@@ -365,11 +365,10 @@ def synthesize_texture(
     Style loss only (plus TV), starting from seeded noise. Accepts the same settings as :func:`stylize`
     except those about content.
     """
-    texture_only = {k: v for k, v in settings.items()}
     for key in ("content_weight", "init", "preserve_color", "content_layers", "content_layer_weights"):
-        if key in texture_only:
+        if key in settings:
             raise PerceptError(f"{key} does not apply to texture synthesis")
-    params = _params({**texture_only, "content_weight": 0.0, "init": "noise"})
+    params = _params({**settings, "content_weight": 0.0, "init": "noise"})
     return _run(content=None, styles=[source], params=params, callback=callback, progress=progress,
                 frame_every=frame_every, kind="texture")
 
