@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
-import warnings
 
 import pytest
 from PIL import Image, ImageOps
@@ -12,29 +10,6 @@ from PIL import Image, ImageOps
 from percept.cli import main
 from percept.errors import PerceptError
 from percept.transfer import evaluate, predict, scan_dataset, train_features
-
-
-def _crops(source, folder, n, seed):
-    """``n`` random crops (some mirrored) of ``source`` saved as JPEGs in ``folder``."""
-    rng = random.Random(seed)
-    img = Image.open(source).convert("RGB")
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        w, h = img.size
-        cw, ch = int(w * rng.uniform(0.6, 0.9)), int(h * rng.uniform(0.6, 0.9))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        crop = img.crop((x, y, x + cw, y + ch)).resize((96, 96))
-        (ImageOps.mirror(crop) if i % 2 else crop).save(folder / f"{i:02d}.jpg", quality=90)
-
-
-@pytest.fixture()
-def dataset(tmp_path, cat_path, rocket_path):
-    """DATA/train/{cat,rocket} (6 each) and DATA/val/{cat,rocket} (3 each)."""
-    root = tmp_path / "data"
-    for split, n, seed in (("train", 6, 0), ("val", 3, 1)):
-        _crops(cat_path, root / split / "cat", n, seed)
-        _crops(rocket_path, root / split / "rocket", n, seed + 10)
-    return root
 
 
 @pytest.fixture()
@@ -66,14 +41,14 @@ def test_corrupt_and_non_image_files_are_skipped_with_a_warning(dataset):
     assert "skipped 2 unreadable" in split.summary()
 
 
-def test_unusable_datasets_give_clear_errors(tmp_path, dataset):
+def test_unusable_datasets_give_clear_errors(tmp_path, dataset, crops):
     with pytest.raises(PerceptError, match="not found"):
         scan_dataset(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(PerceptError, match="no readable images"):
         scan_dataset(tmp_path / "empty")
     one = tmp_path / "one"
-    _crops(dataset / "train" / "cat" / "00.jpg", one / "only", 3, 0)
+    crops(dataset / "train" / "cat" / "00.jpg", one / "only", 3, 0)
     with pytest.raises(PerceptError, match="1 class folder"):
         scan_dataset(one)
     (one / "hollow").mkdir()

@@ -211,15 +211,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   progress=not args.quiet)
     if args.strategy == "finetune":
         record = train_finetune(
-            args.data, args.output, epochs=args.epochs, head_epochs=args.head_epochs, unfreeze=args.unfreeze,
-            lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout, head_init=args.head_init,
+            args.data, args.output, pretrained=not args.scratch, epochs=args.epochs, head_epochs=args.head_epochs,
+            unfreeze=args.unfreeze, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+            momentum=args.momentum, schedule=args.schedule, dropout=args.dropout, head_init=args.head_init,
             label_smoothing=args.label_smoothing, augment=args.augment, augment_overrides=_augment_overrides(args),
-            patience=args.patience, reuse_head=args.reuse_head,
-            batch_size=args.batch_size or 16, **common,
+            patience=args.patience, reuse_head=args.reuse_head, amp=args.amp, workers=args.workers,
+            resume=args.resume, batch_size=args.batch_size or 16, **common,
         )
+        if not record:  # a data-parallel worker process (rank > 0): rank 0 reports
+            return 0
     else:
         record = train_features(args.data, args.output, classifier=args.classifier, C=args.C,
-                                batch_size=args.batch_size or 32, cache_dir=args.cache_dir, **common)
+                                augment=args.augment, augment_overrides=_augment_overrides(args),
+                                augment_copies=args.augment_copies, batch_size=args.batch_size or 32,
+                                cache_dir=args.cache_dir, **common)
     counts = record["counts"]
     print(f"{len(record['classes'])} classes, {sum(counts['train'].values())} training / "
           f"{sum(counts['val'].values())} validation images ({record['layout']})"
@@ -228,9 +233,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if max(sizes) >= 1.5 * min(sizes):
         print(f"class imbalance: largest/smallest training class = {max(sizes) / min(sizes):.1f}")
     if args.strategy == "finetune":
-        print(f"{record['backbone']} fine-tuned: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
+        how = "fine-tuned" if not args.scratch else "trained from scratch"
+        print(f"{record['backbone']} {how}: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
               f"at epoch {record['best_epoch']} of {len(record['history'])} in {record['seconds']:.1f}s")
-        print(f"wrote run to {args.output}/ (run.json, model.pt, history.csv, learning_curves.png)")
+        print(record["diagnostics"]["text"])
+        print(f"wrote run to {args.output}/ (run.json, model.pt, history.csv, learning_curves.png, diagnostics.png)")
         return 0
     print(f"{record['backbone']} features + {record['classifier']} (C={record['C']:.3g}): "
           f"train accuracy {record['metrics']['train_accuracy']:.3f}, "
@@ -247,7 +254,7 @@ def _augment_overrides(args: argparse.Namespace) -> dict:
 
 
 def _add_augment_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("augmentation (fine-tuning)")
+    g = p.add_argument_group("augmentation (fine-tuning; features with --augment-copies)")
     g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
                    help="preset: light = random resized crop, horizontal flip, colour jitter; strong adds rotation, "
                    "PCA lighting, random erasing, mixup and cutmix (default: light)")
@@ -334,6 +341,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG_EXPORT = """\
+examples:
+  percept export runs/ants_bees -o ants_bees.onnx
+  percept export runs/ants_bees_ft -o ants_bees.pt --format torchscript
+
+The file maps float32 (B, 3, crop, crop) RGB in [0, 1] to class probabilities (B, K); the sidecar
+FILE.json names the classes and the preprocessing (resize shorter side, centre crop). Run it without percept:
+  import json, numpy as np, onnxruntime as ort; from PIL import Image
+  spec = json.load(open("ants_bees.onnx.json")); r, c = spec["preprocessing"]["resize"], spec["preprocessing"]["crop"]
+  img = Image.open("photo.jpg").convert("RGB"); img = img.resize((r * img.width // min(img.size), r * img.height // min(img.size)), Image.BILINEAR)
+  left, top = round((img.width - c) / 2), round((img.height - c) / 2)
+  x = np.asarray(img.crop((left, top, left + c, top + c)), np.float32).transpose(2, 0, 1)[None] / 255
+  print(dict(zip(spec["classes"], ort.InferenceSession("ants_bees.onnx").run(None, {"image": x})[0][0])))
+"""
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .transfer.export import export_run
+
+    record = export_run(args.run, args.output, format=args.format, opset=args.opset)
+    fmt = record["format"] + (f" opset {record['opset']}" if "opset" in record else "")
+    shape = "x".join(map(str, record["input"]["shape"]))
+    pre = record["preprocessing"]
+    print(f"wrote {args.output} ({fmt}; {len(record['classes'])} classes; input {shape} RGB in [0, 1] after resize "
+          f"{pre['resize']} + centre crop {pre['crop']}; output probabilities) and {args.output}.json")
+    return 0
+
+
 def _add_compute_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per batch; bounds memory (default: 32 for features, 16 for fine-tuning)")
@@ -376,15 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(p, texture=True)
     p.set_defaults(func=lambda a: _run_style(a, texture=True))
 
-    from .transfer.names import BACKBONES, CLASSIFIERS
+    from .transfer.names import BACKBONES, CLASSIFIERS, OPTIMIZER_DEFAULTS, SCHEDULES
 
     p = sub.add_parser(
         "train", help="train an image classifier on a pretrained backbone (transfer learning)", formatter_class=fmt,
-        description="Transfer learning with a frozen ImageNet-pretrained backbone: features are computed once "
-        "(cached on disk) and a linear classifier is fitted on top. DATA is DATA/train/<class>/* and "
-        "DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split.",
+        description="Transfer learning from an ImageNet-pretrained backbone. --strategy features: the frozen "
+        "network's features are computed once (cached on disk) and a linear classifier is fitted on top. --strategy "
+        "finetune: a new head is trained, then the top of the backbone with discriminative learning rates. DATA is "
+        "DATA/train/<class>/* and DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split.",
         epilog="examples:\n  percept train data/hymenoptera -o runs/ants_bees\n"
-        "  percept train flowers/ -o runs/flowers --backbone vgg16 --classifier svm --val-fraction 0.25",
+        "  percept train flowers/ -o runs/flowers --backbone vgg16 --classifier svm --val-fraction 0.25\n"
+        "  percept train data/hymenoptera -o runs/ft --strategy finetune --augment strong\n"
+        "  percept train data/hymenoptera -o runs/ft --strategy finetune --resume      # after Ctrl-C\n"
+        "  torchrun --nproc-per-node 2 -m percept train data/hymenoptera -o runs/ddp --strategy finetune",
     )
     p.add_argument("data", metavar="DATA", help="dataset folder")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to write (required)")
@@ -397,14 +436,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear classifier: logreg (multinomial logistic regression) or svm (default: logreg)")
     p.add_argument("--C", type=float, default=None,
                    help="inverse regularisation strength (default: chosen by 5-fold cross-validation)")
+    p.add_argument("--augment-copies", type=int, default=0, metavar="N",
+                   help="features strategy: also fit on N augmented copies of each training image (--augment "
+                   "preset; cached like plain features) (default: 0)")
     g = p.add_argument_group("fine-tuning options (--strategy finetune)")
     g.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs after the head epochs (default: 8)")
     g.add_argument("--head-epochs", type=int, default=2, help="epochs training only the new head (default: 2)")
     g.add_argument("--unfreeze", default="4", metavar="K|all",
                    help="top backbone stages to fine-tune (default: 4)")
-    g.add_argument("--lr", type=float, default=5e-4,
-                   help="head learning rate; unfrozen stages get lr/3 and lr/9 (default: 0.0005)")
-    g.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: 0.05)")
+    g.add_argument("--scratch", action="store_true",
+                   help="baseline: the same architecture from random weights, all layers trained for "
+                   "head-epochs + epochs at --lr (default: off)")
+    g.add_argument("--optimizer", choices=OPTIMIZER_DEFAULTS, default="adamw",
+                   help="adamw, or sgd with Nesterov momentum (default: adamw)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="head learning rate; unfrozen stages get lr/3 and lr/9 (default: "
+                   + ", ".join(f"{v['lr']:g} for {k}" for k, v in OPTIMIZER_DEFAULTS.items()) + "; see percept lr-find)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: "
+                   + ", ".join(f"{v['weight_decay']:g} for {k}" for k, v in OPTIMIZER_DEFAULTS.items()) + ")")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                   help="learning-rate schedule per phase: cosine decay, or onecycle (30%% warm-up, then anneal) "
+                   "(default: cosine)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before the new head (default: 0.2)")
     g.add_argument("--head-init", choices=("kaiming", "xavier"), default="kaiming",
                    help="initialisation of the new head (default: kaiming)")
@@ -415,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--patience", type=int, default=4,
                    help="stop after this many fine-tuning epochs without a better validation accuracy; the best "
                    "epoch is restored (default: 4)")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (float16 autocast + loss scaling) (default: on for CUDA, off elsewhere)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes (default: 0 on CPU, up to 8 on a GPU)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in RUN from its last finished epoch (default: off)")
     _add_augment_options(p)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="validation share when DATA has no train/val folders (default: 0.2)")
@@ -447,6 +506,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "export", help="save a trained run as one ONNX or TorchScript file that runs without percept",
+        formatter_class=fmt,
+        description="Export RUN (either strategy) as one model: float32 (B, 3, crop, crop) RGB in [0, 1] -> class "
+        "probabilities (B, K), with the backbone's normalisation inside and a features run's scaler and linear "
+        "classifier folded into one layer. Writes FILE and FILE.json (classes, input, preprocessing); the file "
+        "is reloaded and checked against percept's model before it is renamed into place.",
+        epilog=EPILOG_EXPORT,
+    )
+    p.add_argument("run", metavar="RUN", help="run folder (from percept train)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="model file to write, e.g. model.onnx or model.pt; FILE.json is written beside it (required)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
+                   help="onnx (needs pip install onnx onnxruntime, or 'percept[export]') or torchscript "
+                   "(torch.jit.load; traced) (default: onnx)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: torch's, 20)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("augment-preview", help="draw a grid of augmented training samples", formatter_class=fmt,
                        epilog="examples:\n  percept augment-preview data/hymenoptera -o grid.png --augment strong")

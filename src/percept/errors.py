@@ -16,3 +16,9 @@ class PerceptError(Exception):
 
 class WeightsUnavailableError(PerceptError):
     """The requested pretrained weights could not be found or downloaded from any known source."""
+
+
+class InterruptedRun(PerceptError):
+    """Training was interrupted (Ctrl-C); the message says how to resume it."""
+
+    exit_code = 130

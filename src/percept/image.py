@@ -98,19 +98,22 @@ def resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(tensor, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
 
 
-def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
-    """Fail early (before long work) if ``path`` cannot be written; return it as a Path."""
+def check_writable(path: str | os.PathLike, *, what: str = "output", image: bool = True) -> Path:
+    """Fail early (before long work) if ``path`` cannot be written; return it as a Path.
+
+    ``image=True`` also requires an image file extension."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise PerceptError(f"{what} {str(path)!r} is a directory; give a file name such as out.png")
+        raise PerceptError(f"{what} {str(path)!r} is a directory; give a file name such as "
+                           f"{'out.png' if image else 'model.onnx'}")
     if not parent.is_dir():
         raise PerceptError(f"{what} folder {str(parent)!r} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise PerceptError(f"{what} folder {str(parent)!r} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise PerceptError(f"{what} {str(path)!r} exists and is not writable")
-    if path.suffix.lower() not in Image.registered_extensions():
+    if image and path.suffix.lower() not in Image.registered_extensions():
         raise PerceptError(f"{what} {str(path)!r} has no known image extension; use .png (recommended) or .jpg")
     return path
 

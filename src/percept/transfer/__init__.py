@@ -1,4 +1,4 @@
-"""Transfer learning: pretrained backbones as frozen feature extractors with linear classifiers.
+"""Transfer learning: pretrained backbones as frozen feature extractors with linear classifiers, or fine-tuned.
 
 Names are imported lazily (PEP 562) so that ``percept --help`` does not pay for scikit-learn and torchvision.
 """
@@ -9,7 +9,7 @@ _EXPORTS = {
     "BACKBONES": "backbones", "Backbone": "backbones", "get_backbone": "backbones",
     "DatasetSplit": "data", "scan_dataset": "data",
     "train_features": "linear", "train_finetune": "finetune",
-    "evaluate": "runs", "load_run": "runs", "predict": "runs",
+    "evaluate": "runs", "load_run": "runs", "predict": "runs", "export_run": "export",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 

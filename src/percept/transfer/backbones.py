@@ -110,11 +110,11 @@ def view_transform(resize: int, crop: int, view: str = "center"):
     return transforms.Compose([*steps, transforms.ToTensor()])
 
 
-def _torchvision_backbone(name: str) -> tuple[nn.Module, int, str]:
+def _torchvision_backbone(name: str, pretrained: bool = True) -> tuple[nn.Module, int, str]:
     import torchvision
 
     try:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
+        weights = torchvision.models.get_model_weights(name).DEFAULT if pretrained else None
         model = torchvision.models.get_model(name, weights=weights)
     except Exception as exc:  # noqa: BLE001 - download and cache errors come in many types
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
@@ -130,8 +130,29 @@ def _torchvision_backbone(name: str) -> tuple[nn.Module, int, str]:
     return model, dim, f"torchvision:{weights}"
 
 
-def get_backbone(name: str = "efficientnet_lite0", *, device: str | torch.device = "cpu") -> Backbone:
-    """Build a frozen backbone in eval mode on ``device``; one-line errors for unknown or missing weights."""
+def reinitialize(module: nn.Module) -> None:
+    """Random weights for ``module``, as when training from scratch: He-normal convolutions (fan-out), unit
+    normalisation layers with fresh statistics, small-normal linear layers, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            m.reset_parameters()
+            continue
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def get_backbone(name: str = "efficientnet_lite0", *, device: str | torch.device = "cpu",
+                 pretrained: bool = True) -> Backbone:
+    """Build a frozen backbone in eval mode on ``device``; one-line errors for unknown or missing weights.
+
+    ``pretrained=False`` gives the same architecture with random weights (for from-scratch baselines).
+    """
     if name.startswith("efficientnet_lite"):
         from ..models import get_classifier
 
@@ -145,10 +166,13 @@ def get_backbone(name: str = "efficientnet_lite0", *, device: str | torch.device
         dim = net.layers[layer.replace("relu", "conv")].out_channels
         backbone = Backbone(name, f"{net.weights.id}@{layer}", _PooledFeatureNet(net, layer), dim, 256, 224)
     elif name in TORCHVISION_BACKBONES:
-        model, dim, weights_id = _torchvision_backbone(name)
+        model, dim, weights_id = _torchvision_backbone(name, pretrained)
         backbone = Backbone(name, weights_id, _Normalized(model), dim, 256, 224)
     else:
         raise PerceptError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if not pretrained:
+        reinitialize(backbone.model)
+        backbone.weights_id = "random-init"
     backbone.model.requires_grad_(False)
     backbone.model.eval().to(device)
     return backbone

@@ -1,13 +1,15 @@
 """Feature vectors of images from a frozen backbone, cached on disk.
 
 A cached vector is keyed by the backbone's :attr:`~percept.transfer.backbones.Backbone.cache_id` (network,
-weights, layer, preprocessing) and the SHA-256 of the image file's bytes, so it is reused across runs and
-invalidated as soon as the image or anything about the backbone changes.
+weights, layer, preprocessing), the view (centre crop, a test-time-augmentation view, or one seeded augmented
+copy) and the SHA-256 of the image file's bytes, so it is reused across runs and invalidated as soon as the
+image or anything about the backbone changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image import load_image
+from .augment import Augment, image_transform
 from .backbones import Backbone
 
 
@@ -46,31 +49,51 @@ def embed_images(
     device: str | torch.device = "cpu",
     progress: bool = False,
     view: str = "center",
+    augment: Augment | None = None,
+    copy: int = 0,
+    seed: int = 0,
 ) -> tuple[np.ndarray, int]:
     """Feature vectors ``(N, backbone.dim)`` (float32) of ``paths``, and how many came from the cache.
 
     ``cache_dir=None`` uses :func:`default_cache_dir`. Missing vectors are computed in batches of
     ``batch_size`` images (which bounds memory) and written to the cache atomically. ``view`` selects a
-    test-time-augmentation view (see :func:`~percept.transfer.backbones.view_transform`).
+    test-time-augmentation view (see :func:`~percept.transfer.backbones.view_transform`); with ``augment``,
+    the vectors are of augmented copy number ``copy`` instead, drawn from a random state seeded by the image's
+    bytes, ``copy`` and ``seed`` (so the same copy is the same image every time, and cached).
     """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    transform = backbone.eval_transform(view)
+    if augment is not None:
+        settings = hashlib.sha256(json.dumps(augment.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        view = f"augment-{settings}-seed{seed}-copy{copy}"
+        transform = image_transform(backbone.crop, augment)
+    else:
+        transform = backbone.eval_transform(view)
     out = np.zeros((len(paths), backbone.dim), dtype=np.float32)
-    todo: list[tuple[int, Path]] = []
+    todo: list[tuple[int, Path, str]] = []
     hits = 0
     for i, path in enumerate(paths):
-        cached = _cache_path(cache_dir, backbone, _file_digest(Path(path)), view)
+        digest = _file_digest(Path(path))
+        cached = _cache_path(cache_dir, backbone, digest, view)
         if cached.is_file():
             out[i] = np.load(cached)
             hits += 1
         else:
-            todo.append((i, cached))
-    bar = tqdm(total=len(todo), desc=f"features ({backbone.name})", unit="img", disable=not progress or not todo)
+            todo.append((i, cached, digest))
+
+    def prepare(i: int, digest: str) -> torch.Tensor:
+        if augment is None:
+            return transform(load_image(paths[i]))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(digest[:12], 16) + 1_000_003 * copy + 7919 * seed)
+            return transform(load_image(paths[i]))
+
+    bar = tqdm(total=len(todo), desc=f"features ({backbone.name}{', augmented' if augment else ''})", unit="img",
+               disable=not progress or not todo)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        batch = torch.stack([transform(load_image(paths[i])) for i, _ in chunk]).to(device)
+        batch = torch.stack([prepare(i, digest) for i, _, digest in chunk]).to(device)
         vectors = backbone.model(batch).float().cpu().numpy()
-        for (i, cached), vector in zip(chunk, vectors):
+        for (i, cached, _), vector in zip(chunk, vectors):
             out[i] = vector
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -28,6 +29,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
+from .augment import get_augment
 from .backbones import get_backbone
 from .data import scan_dataset
 from .features import embed_images
@@ -50,19 +52,25 @@ def make_classifier(kind: str, C: float, seed: int) -> Pipeline:
     return make_pipeline(StandardScaler(), model)
 
 
-def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.ndarray) -> tuple[Pipeline, float]:
+def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.ndarray,
+                   groups: np.ndarray | None = None) -> tuple[Pipeline, float]:
     """Fit with the given ``C``, or choose ``C`` from :data:`C_GRID` by stratified k-fold cross-validation
     on the training set (k = 5 for logistic regression, 3 for the slower SVM, fewer when the smallest class
-    is smaller; logistic regression warm-starts along the grid). Returns the fitted model and its C.
+    is smaller; logistic regression warm-starts along the grid). ``groups`` (one id per source image) keeps
+    augmented copies of an image in the same fold. Returns the fitted model and its C.
     """
     if C is not None:
         if C <= 0:
             raise PerceptError(f"C must be > 0, got {C}")
         return make_classifier(kind, C, seed).fit(x, y), C
-    folds = int(min(5 if kind == "logreg" else 3, np.bincount(y).min()))
+    images_per_class = np.bincount(y if groups is None else y[np.unique(groups, return_index=True)[1]])
+    folds = int(min(5 if kind == "logreg" else 3, images_per_class.min()))
     if folds < 2:
         return make_classifier(kind, 1.0, seed).fit(x, y), 1.0
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    if groups is None:
+        cv = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    else:
+        cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(x, y, groups))
     if kind == "logreg":
         model = LogisticRegressionCV(Cs=list(C_GRID), cv=cv, max_iter=3000, random_state=seed, scoring="accuracy")
         with warnings.catch_warnings():  # scikit-learn 1.9 announces changes of defaults we do not rely on
@@ -99,6 +107,9 @@ def train_features(
     C: float | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
+    augment: str = "light",
+    augment_overrides: dict[str, Any] | None = None,
+    augment_copies: int = 0,
     batch_size: int = 32,
     device: str = "auto",
     cache_dir: Path | None = None,
@@ -106,7 +117,9 @@ def train_features(
 ) -> dict[str, Any]:
     """Fit a linear classifier on frozen ``backbone`` features of ``data``; write the run to ``out``.
 
-    ``C=None`` chooses the regularisation by cross-validation on the training images.
+    ``C=None`` chooses the regularisation by cross-validation on the training images. ``augment_copies=N``
+    adds the features of N augmented copies of every training image (``augment`` preset and overrides;
+    mixup/cutmix do not apply to single images), each cached like the plain features.
 
     Returns the run record (also ``out/run.json``) with ``metrics.val_accuracy`` as a fraction in [0, 1].
     """
@@ -114,6 +127,13 @@ def train_features(
     if C is not None and C <= 0:
         raise PerceptError(f"C must be > 0, got {C}")
     make_classifier(classifier, 1.0, seed)  # validate the name before any long work
+    if augment_copies < 0:
+        raise PerceptError(f"augment-copies must be >= 0, got {augment_copies}")
+    aug = get_augment(augment, **(augment_overrides or {})) if augment_copies else None
+    if augment_copies and aug is None:
+        raise PerceptError("--augment-copies needs an augmentation preset other than none (e.g. --augment light)")
+    if aug is not None:
+        aug = replace(aug, mixup=0.0, cutmix=0.0)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
@@ -122,11 +142,17 @@ def train_features(
     dev = resolve_device(device)
     net = get_backbone(backbone, device=dev)
     embed = dict(cache_dir=cache_dir, batch_size=batch_size, device=dev, progress=progress)
-    x_train, hits_train = embed_images(net, [p for p, _ in split.train], **embed)
+    train_paths = [p for p, _ in split.train]
+    x_train, hits_train = embed_images(net, train_paths, **embed)
     x_val, hits_val = embed_images(net, [p for p, _ in split.val], **embed)
     y_train = np.array([label for _, label in split.train])
     y_val = np.array([label for _, label in split.val])
-    pipeline, C = fit_classifier(classifier, C, seed, x_train, y_train)
+    copies = [embed_images(net, train_paths, **embed, augment=aug, copy=c, seed=seed) for c in range(augment_copies)]
+    hits_train += sum(hits for _, hits in copies)
+    groups = np.tile(np.arange(len(train_paths)), 1 + augment_copies)
+    x_fit = np.concatenate([x_train, *(x for x, _ in copies)])
+    y_fit = np.tile(y_train, 1 + augment_copies)
+    pipeline, C = fit_classifier(classifier, C, seed, x_fit, y_fit, groups if augment_copies else None)
     record = {
         "percept_version": __version__,
         "strategy": "features",
@@ -135,6 +161,8 @@ def train_features(
         "cache_id": net.cache_id,
         "classifier": classifier,
         "C": C,
+        "augment_copies": augment_copies,
+        "augmentation": aug.to_dict() if aug else None,
         **split.record(data, val_fraction, seed),
         "features_from_cache": hits_train + hits_val,
         "metrics": {

@@ -1,0 +1,167 @@
+"""Fine-tuning options: optimisers and schedules, from-scratch baselines, AMP, resume, DDP, augmented features."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from percept.cli import build_parser
+from percept.errors import InterruptedRun, PerceptError
+from percept.transfer import evaluate, train_features
+from percept.transfer import finetune as ft
+
+TINY = dict(backbone="alexnet", epochs=2, head_epochs=1, unfreeze=1, batch_size=4, device="cpu")
+
+
+def _lrs(optimizer) -> list[float]:
+    return [g["lr"] for g in optimizer.param_groups]
+
+
+def test_schedules_shape_the_learning_rate_of_every_group():
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    for kind in ("cosine", "onecycle"):
+        opt = ft.make_optimizer("sgd", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.01}])
+        assert opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.9
+        sched = ft.make_scheduler(kind, opt, 100)
+        trace = []
+        for _ in range(100):
+            trace.append(_lrs(opt))
+            opt.step()
+            sched.step()
+        first, peak = trace[0][0], max(t[0] for t in trace)
+        assert all(abs(a / b - 10) < 1e-6 for a, b in trace)  # the 10:1 ratio between groups is kept
+        assert trace[-1][0] < 0.01 * peak  # both anneal to ~0
+        if kind == "cosine":
+            assert first == pytest.approx(0.1) and peak == pytest.approx(0.1)
+        else:  # warm-up to the group's lr at 30% of the steps
+            assert first < 0.01 and peak == pytest.approx(0.1, rel=1e-3)
+            assert max(range(100), key=lambda i: trace[i][0]) in range(28, 32)
+    with pytest.raises(PerceptError, match="unknown schedule"):
+        ft.make_scheduler("step", opt, 10)
+    with pytest.raises(PerceptError, match="unknown optimizer"):
+        ft.make_optimizer("adam", [{"params": params}])
+
+
+def test_sgd_onecycle_run_records_its_settings(dataset, tmp_path, monkeypatch):
+    created = []
+    real_sgd = torch.optim.SGD
+    monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: created.append(kw) or real_sgd(groups, **kw))
+    record = ft.train_finetune(dataset, tmp_path / "run", optimizer="sgd", schedule="onecycle", augment="none", **TINY)
+    assert len(created) == 2 and created[0]["momentum"] == 0.9  # one optimiser per phase
+    assert record["params"]["optimizer"] == "sgd" and record["params"]["lr"] == 1e-2  # SGD's default lr
+    assert record["params"]["weight_decay"] == 5e-4 and record["params"]["schedule"] == "onecycle"
+    assert [h["phase"] for h in record["history"]] == ["head", "finetune", "finetune"]
+
+
+def test_scratch_baseline_has_random_weights_and_trains_everything_at_one_lr(dataset, tmp_path, monkeypatch):
+    pretrained = ft.FinetuneNet("alexnet", 2).state_dict()
+    scratch = ft.FinetuneNet("alexnet", 2, pretrained=False)
+    key = "body.net.layers.conv1.weight"
+    assert not torch.allclose(scratch.state_dict()[key], pretrained[key])
+    assert scratch.weights_id == "random-init"
+    groups = []
+    real_adamw = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda g, *a, **kw: groups.append([(x["lr"], len(x["params"]))
+                                                                                   for x in g]) or real_adamw(g))
+    record = ft.train_finetune(dataset, tmp_path / "run", pretrained=False, lr=1e-3, augment="none", **TINY)
+    assert len(groups) == 1 and {lr for lr, _ in groups[0]} == {1e-3}  # one phase, no discriminative LRs
+    assert sum(n for _, n in groups[0]) == len(list(scratch.parameters()))  # every layer trains
+    assert [h["phase"] for h in record["history"]] == ["scratch"] * 3 and record["weights_id"] == "random-init"
+    assert evaluate([tmp_path / "run"], device="cpu")["accuracy"] == record["metrics"]["val_accuracy"]
+
+
+def test_amp_dtype_choice_and_bfloat16_training_on_cpu(dataset, tmp_path):
+    assert ft.amp_dtype(None, torch.device("cpu")) is None
+    assert ft.amp_dtype(None, torch.device("cuda")) is torch.float16
+    assert ft.amp_dtype(True, torch.device("cpu")) is torch.bfloat16
+    assert ft.amp_dtype(False, torch.device("cuda")) is None
+    record = ft.train_finetune(dataset, tmp_path / "run", amp=True, augment="none",
+                               **{**TINY, "epochs": 1})
+    assert record["params"]["amp"] == "bfloat16"
+    assert all(0 < h["train_loss"] < 10 for h in record["history"])
+
+
+def test_interrupted_run_resumes_exactly_where_it_stopped(dataset, tmp_path, monkeypatch):
+    settings = dict(TINY, augment="light", seed=3)
+    reference = ft.train_finetune(dataset, tmp_path / "whole", **settings)
+
+    real_accuracy, calls = ft.accuracy, []
+
+    def interrupt_second_epoch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_accuracy(*args)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(ft, "accuracy", interrupt_second_epoch)
+    with pytest.raises(InterruptedRun, match="after epoch 1.*--resume"):
+        ft.train_finetune(dataset, run, **settings)
+    monkeypatch.setattr(ft, "accuracy", real_accuracy)
+    assert (run / "checkpoint.pt").is_file() and not (run / "run.json").exists()
+    with pytest.raises(PerceptError, match="interrupted run; add --resume"):
+        ft.train_finetune(dataset, run, **settings)
+    with pytest.raises(PerceptError, match="different settings \\(lr"):
+        ft.train_finetune(dataset, run, resume=True, **dict(settings, lr=1e-3))
+
+    resumed = ft.train_finetune(dataset, run, resume=True, **settings)
+    assert resumed["resumed"] and not (run / "checkpoint.pt").exists()
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    for a, b in zip(resumed["history"], reference["history"]):  # bit-for-bit the same training
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6) and a["val_accuracy"] == b["val_accuracy"]
+    whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
+    again = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.allclose(whole[k].float(), again[k].float(), atol=1e-6) for k in whole)
+    with pytest.raises(PerceptError, match="already finished"):
+        ft.train_finetune(dataset, run, resume=True, **settings)
+
+
+def test_data_parallel_training_with_two_gloo_processes(dataset, tmp_path):
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "percept", "train", str(dataset), "-o", str(run), "--strategy", "finetune",
+               "--backbone", "alexnet", "--epochs", "1", "--head-epochs", "1", "--unfreeze", "1",
+               "--batch-size", "4", "--augment", "none", "--device", "cpu", "-q"]
+    env = dict(os.environ, PERCEPT_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("fine-tuned: best validation accuracy") == 1  # only rank 0 reports
+    record = json.loads((run / "run.json").read_text())
+    dist = record["distributed"]
+    assert dist["world_size"] == 2 and dist["backend"] == "gloo" and dist["replicas_in_sync"]
+    assert dist["train_images_per_process"] == 6  # 12 training images split between 2 processes
+    assert len(record["history"]) == 2
+    assert evaluate([run], device="cpu")["accuracy"] == record["metrics"]["val_accuracy"]
+
+
+def test_cli_defaults_are_the_library_defaults():
+    args = build_parser().parse_args(["train", "DATA", "-o", "RUN"])
+    for function, names in ((ft.train_finetune, ("epochs", "head_epochs", "optimizer", "lr", "weight_decay",
+                                                 "momentum", "schedule", "dropout", "head_init", "label_smoothing",
+                                                 "augment", "patience", "val_fraction", "seed", "amp", "workers")),
+                            (train_features, ("classifier", "C", "augment_copies", "val_fraction", "seed"))):
+        defaults = inspect.signature(function).parameters
+        for name in names:
+            assert getattr(args, name) == defaults[name].default, name
+    assert int(args.unfreeze) == inspect.signature(ft.train_finetune).parameters["unfreeze"].default
+
+
+def test_features_with_augmented_copies_are_cached_and_grouped(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    record = train_features(dataset, tmp_path / "run", backbone="alexnet", augment_copies=2, cache_dir=cache,
+                            device="cpu")
+    assert record["augment_copies"] == 2 and record["augmentation"]["mixup"] == 0.0
+    assert record["features_from_cache"] == 0 and record["metrics"]["val_accuracy"] >= 0.8
+    assert len(list(cache.rglob("*.npy"))) == 12 * 3 + 6  # centre + 2 copies per training image, centre for val
+    again = train_features(dataset, tmp_path / "run2", backbone="alexnet", augment_copies=2, cache_dir=cache,
+                           device="cpu")
+    assert again["features_from_cache"] == 12 * 3 + 6 and again["C"] == record["C"]
+    with pytest.raises(PerceptError, match="augment-copies needs"):
+        train_features(dataset, tmp_path / "run3", backbone="alexnet", augment="none", augment_copies=1,
+                       cache_dir=cache, device="cpu")
