@@ -165,3 +165,22 @@ def test_features_with_augmented_copies_are_cached_and_grouped(dataset, tmp_path
     with pytest.raises(PerceptError, match="augment-copies needs"):
         train_features(dataset, tmp_path / "run3", backbone="alexnet", augment="none", augment_copies=1,
                        cache_dir=cache, device="cpu")
+
+
+def test_lr_find_cli_plots_and_suggests_a_learning_rate(dataset, tmp_path, capsys):
+    from PIL import Image
+
+    from percept.cli import main
+
+    plot = tmp_path / "lr.png"
+    common = ["--backbone", "alexnet", "--steps", "12", "--batch-size", "4", "--device", "cpu", "-q"]
+    assert main(["lr-find", str(dataset), "-o", str(plot), *common]) == 0
+    out = capsys.readouterr().out
+    assert "suggested lr:" in out and "--lr " in out
+    assert Image.open(plot).size == (640, 400) and sorted(p.name for p in tmp_path.iterdir()) == ["data", "lr.png"]
+    assert main(["lr-find", str(dataset), "-o", str(plot), "--unfreeze", "1", "--json", *common]) == 0
+    curve = json.loads(capsys.readouterr().out)
+    assert curve["lrs"][0] == pytest.approx(1e-7) and curve["params"]["group_ratios"] == pytest.approx([1 / 3, 1])
+    assert curve["params"]["start_lr"] < curve["suggestion"] < curve["params"]["end_lr"]
+    assert main(["lr-find", str(tmp_path / "missing"), "-o", str(plot), *common]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -317,6 +317,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    from .image import check_writable
+    from .transfer.finetune import find_learning_rate
+    from .transfer.lr_find import plot_lr_finder
+
+    output = check_writable(args.output)
+    result = find_learning_rate(
+        args.data, backbone=args.backbone, unfreeze=args.unfreeze, optimizer=args.optimizer,
+        weight_decay=args.weight_decay, augment=args.augment, augment_overrides=_augment_overrides(args),
+        batch_size=args.batch_size or 16, seed=args.seed, start_lr=args.start_lr, end_lr=args.end_lr,
+        steps=args.steps, device=args.device, progress=not args.quiet,
+    )
+    phase = "head only" if str(args.unfreeze) == "0" else f"top {args.unfreeze} stages + head"
+    plot_lr_finder(result, output, title=f"lr range test: {args.backbone}, {phase}, {args.optimizer}")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    stop = "diverged" if result.diverged else "did not diverge"
+    print(f"{len(result.lrs)} steps from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e} ({stop}); "
+          f"lowest loss at lr {result.min_loss_lr:.2e}")
+    print(f"suggested lr: {result.suggestion:.2e} (steepest descent); plot in {output}")
+    print(f"use it: percept train {args.data} -o RUN --strategy finetune --optimizer {args.optimizer} "
+          f"--lr {result.suggestion:.2g}" + (f" --unfreeze {args.unfreeze}" if str(args.unfreeze) != "0" else ""))
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .transfer import predict
 
@@ -497,6 +523,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "(flip+crops) (default: none)")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "lr-find", help="learning-rate range test for fine-tuning: loss vs lr plot and a suggested lr",
+        formatter_class=fmt,
+        description="Trains a few mini-batches with the learning rate growing geometrically (Smith 2015, as "
+        "fastai's lr_find) and plots the loss against it; the suggested lr is where the loss falls fastest. "
+        "Nothing is saved but the plot: model and optimiser are reset afterwards.",
+        epilog="examples:\n  percept lr-find data/hymenoptera -o lr_head.png              # the head phase\n"
+        "  percept lr-find data/hymenoptera -o lr_ft.png --unfreeze 4   # head + top 4 stages (lr/9, lr/3, lr)\n"
+        "  percept lr-find data/flowers -o lr.png --optimizer sgd --steps 200",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder (as for percept train)")
+    p.add_argument("-o", "--output", required=True, metavar="PLOT.png", help="loss-vs-lr plot to write (required)")
+    p.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES, metavar="NAME",
+                   help="pretrained network (default: efficientnet_lite0)")
+    p.add_argument("--unfreeze", default="0", metavar="K|all",
+                   help="0 = head only; K = also the top K stages with discriminative lrs (default: 0)")
+    p.add_argument("--optimizer", choices=OPTIMIZER_DEFAULTS, default="adamw", help="optimiser (default: adamw)")
+    p.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: as percept train)")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default: 1e-07)")
+    p.add_argument("--end-lr", type=float, default=1.0, help="last learning rate (default: 1.0)")
+    p.add_argument("--steps", type=int, default=100, help="mini-batches to run (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the whole curve as JSON (default: off)")
+    _add_augment_options(p)
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_lr_find)
 
     p = sub.add_parser("predict", help="top-k classes of images with a trained run", formatter_class=fmt,
                        epilog="examples:\n  percept predict runs/ants_bees photo.jpg more_photos/ --top-k 2")

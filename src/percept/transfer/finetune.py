@@ -502,6 +502,56 @@ def _save_checkpoint(out: Path, model: FinetuneNet, opt, scheduler, scaler, stat
     atomic_write(_checkpoint_path(out), lambda tmp: torch.save(checkpoint, tmp))
 
 
+def find_learning_rate(
+    data: str | Path,
+    *,
+    backbone: str = "efficientnet_lite0",
+    unfreeze: int | str = 0,
+    optimizer: str = "adamw",
+    weight_decay: float | None = None,
+    momentum: float = 0.9,
+    label_smoothing: float = 0.1,
+    augment: str = "light",
+    augment_overrides: dict[str, Any] | None = None,
+    batch_size: int = 16,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    start_lr: float = 1e-7,
+    end_lr: float = 1.0,
+    steps: int = 100,
+    device: str = "auto",
+    amp: bool | None = None,
+    progress: bool = False,
+):
+    """Learning-rate range test (Smith 2015) for fine-tuning ``backbone`` on ``data``.
+
+    ``unfreeze=0`` tests the head phase (new head, frozen backbone); ``K`` or ``"all"`` also trains the top
+    stages with the discriminative ratios lr/9 : lr/3 : lr, so the reported lrs (and the suggestion) are the
+    head's, the value to pass as ``lr``. Nothing is written; returns a
+    :class:`~percept.transfer.lr_find.LRFinderResult`.
+    """
+    from .lr_find import lr_range_test
+
+    weight_decay = OPTIMIZER_DEFAULTS.get(optimizer, {}).get("weight_decay", 0.0) if weight_decay is None \
+        else weight_decay
+    t = prepare_training(data, backbone=backbone, label_smoothing=label_smoothing, augment=augment,
+                         augment_overrides=augment_overrides, batch_size=batch_size, val_fraction=val_fraction,
+                         seed=seed, device=device)
+    t.model.unfreeze_top(_parse_unfreeze(unfreeze))
+    opt = make_optimizer(optimizer, param_groups(t.model, 1.0, weight_decay), momentum)
+    dtype = amp_dtype(amp, t.device)
+    scaler = torch.amp.GradScaler(t.device.type, enabled=dtype == torch.float16)
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if t.mixer is not None:
+            x, y = t.mixer(x, y)
+        with torch.autocast(t.device.type, dtype=dtype) if dtype is not None else nullcontext():
+            return t.loss_fn(model(x.to(t.device)), y.to(t.device))
+
+    return lr_range_test(t.model, t.train_loader, None, opt, start_lr=start_lr, end_lr=end_lr, steps=steps,
+                         device=t.device, step_fn=step, scaler=scaler, progress=progress)
+
+
 def _parse_unfreeze(value: int | str) -> int:
     if str(value).lower() == "all":
         return 10**6

@@ -73,10 +73,11 @@ def _to_cpu_copy(obj: Any) -> Any:
 
 
 @contextmanager
-def _restored(model: nn.Module, optimizer: torch.optim.Optimizer) -> Iterator[None]:
-    """Undo everything a training run does to ``model`` and ``optimizer`` on exit, however it exits."""
+def _restored(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any = None) -> Iterator[None]:
+    """Undo everything a training run does to ``model``, ``optimizer`` (and ``scaler``) on exit, however it exits."""
     model_state = _to_cpu_copy(model.state_dict())
     optim_state = _to_cpu_copy(optimizer.state_dict())
+    scaler_state = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
     grads = [None if p.grad is None else p.grad.detach().to("cpu", copy=True) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()]
     try:
@@ -84,6 +85,8 @@ def _restored(model: nn.Module, optimizer: torch.optim.Optimizer) -> Iterator[No
     finally:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)  # also restores every group's hyperparameters (lr, ...)
+        if scaler is not None:
+            scaler.load_state_dict(scaler_state)
         for p, g in zip(model.parameters(), grads):
             p.grad = None if g is None else g.to(p.device)
         for m, training in modes:
@@ -147,6 +150,7 @@ def lr_range_test(
     diverge_factor: float = 4.0,
     device: str | torch.device = "cpu",
     step_fn: StepFn | None = None,
+    scaler: torch.amp.GradScaler | None = None,
     progress: bool = False,
 ) -> LRFinderResult:
     """Train ``steps`` mini-batches with the lr growing geometrically from ``start_lr`` to ``end_lr``.
@@ -155,8 +159,9 @@ def lr_range_test(
     ``(its initial lr / the largest initial lr) * base lr``. Stops early once the smoothed loss exceeds
     ``diverge_factor`` times its best value or is not finite. ``step_fn(model, x, y) -> loss`` replaces the
     default ``loss_fn(model(x.to(device)), y.to(device))`` (it gets the batch as the loader yields it); this
-    function then calls ``backward()`` and ``optimizer.step()``. The model is put in train mode and must
-    already be on ``device``. Model, optimizer and modes are restored afterwards, also on error.
+    function then calls ``backward()`` and ``optimizer.step()``, through ``scaler`` (float16 loss scaling)
+    when one is given. The model is put in train mode and must already be on ``device``. Model, optimizer,
+    scaler and modes are restored afterwards, also on error.
     """
     if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0 < start_lr < end_lr):
         raise PerceptError(f"need 0 < start_lr < end_lr (finite), got start_lr={start_lr}, end_lr={end_lr}")
@@ -187,7 +192,7 @@ def lr_range_test(
     raw: list[float] = []
     diverged = False
     avg, best = 0.0, math.inf
-    with _restored(model, optimizer), tqdm(total=steps, desc="lr range test", unit="batch", disable=not progress) as bar:
+    with _restored(model, optimizer, scaler), tqdm(total=steps, desc="lr range test", unit="batch", disable=not progress) as bar:
         model.train()
         batches = _batches(loader)
         for i in range(steps):
@@ -203,7 +208,13 @@ def lr_range_test(
             optimizer.zero_grad(set_to_none=True)
             loss = step_fn(model, x, y) if step_fn is not None else loss_fn(model(x.to(device)), y.to(device))
             value = float(loss.detach())
-            if math.isfinite(value):
+            if not math.isfinite(value):
+                pass  # diverged: stop below without stepping
+            elif scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)  # skipped when the scaled gradients overflow
+                scaler.update()
+            else:
                 loss.backward()
                 optimizer.step()
             avg = BETA * avg + (1 - BETA) * value
