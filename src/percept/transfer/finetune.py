@@ -32,6 +32,7 @@ import os
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..device import resolve_device
 from ..errors import InterruptedRun, PerceptError
 from ..image import atomic_write, load_image
 from .augment import batch_mixer, get_augment, image_transform
@@ -181,13 +183,20 @@ class ImageListDataset(Dataset):
         return self.transform(load_image(path)), label
 
 
-class _Training:
+@dataclass
+class Training:
     """Everything one fine-tuning run works with, built by :func:`prepare_training`."""
 
-    def __init__(self, split: DatasetSplit, model: FinetuneNet, train_loader: DataLoader, val_loader: DataLoader,
-                 mixer, loss_fn: nn.Module, aug, device: torch.device, ctx: DistContext, reused: list[str]) -> None:
-        self.split, self.model, self.train_loader, self.val_loader = split, model, train_loader, val_loader
-        self.mixer, self.loss_fn, self.aug, self.device, self.ctx, self.reused = mixer, loss_fn, aug, device, ctx, reused
+    split: DatasetSplit
+    model: FinetuneNet
+    train_loader: DataLoader
+    val_loader: DataLoader
+    mixer: Any  # (x, y) -> (x, soft y) for mixup/cutmix, or None
+    loss_fn: nn.Module
+    aug: Any  # the Augment settings, or None
+    device: torch.device
+    ctx: DistContext
+    reused: list[str]  # classes whose head rows came from the ImageNet classifier
 
 
 def prepare_training(data: str | Path, *, backbone: str = "efficientnet_lite0", pretrained: bool = True,
@@ -195,14 +204,12 @@ def prepare_training(data: str | Path, *, backbone: str = "efficientnet_lite0", 
                      augment: str = "light", augment_overrides: dict[str, Any] | None = None,
                      reuse_head: bool = False, batch_size: int = 16, val_fraction: float = 0.2, seed: int = 0,
                      device: str | torch.device = "auto", workers: int | None = None,
-                     ctx: DistContext | None = None) -> _Training:
+                     ctx: DistContext | None = None) -> Training:
     """Scan ``data``, build the network with its new head, the loaders (augmented training images, centre-crop
     validation images), the batch mixer (mixup/cutmix) and the loss. ``workers=None``: 0 loader processes on
-    CPU, up to 8 on an accelerator."""
-    if ctx is None:
-        ctx, dev = DistContext(), device if isinstance(device, torch.device) else init_distributed(device)[1]
-    else:
-        dev = device
+    CPU, up to 8 on an accelerator. ``ctx``: this process's place in data-parallel training (default: alone)."""
+    ctx = ctx or DistContext()
+    dev = resolve_device(device)
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         if not ctx.is_main:  # skipped files are reported once, by rank 0
@@ -230,7 +237,7 @@ def prepare_training(data: str | Path, *, backbone: str = "efficientnet_lite0", 
     val_loader = DataLoader(ImageListDataset(split.val, view_transform(model.resize, model.crop)),
                             batch_size=batch_size * 2, **loader_opts)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    return _Training(split, model, train_loader, val_loader, batch_mixer(aug, len(split.classes)), loss_fn, aug,
+    return Training(split, model, train_loader, val_loader, batch_mixer(aug, len(split.classes)), loss_fn, aug,
                      dev, ctx, reused)
 
 
@@ -244,7 +251,7 @@ def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
     return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
 
 
-def _epoch(model: nn.Module, t: _Training, optimizer, scheduler, scaler, dtype, bar) -> float:
+def _epoch(model: nn.Module, t: Training, optimizer, scheduler, scaler, dtype, bar) -> float:
     """One pass over the training images; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
@@ -283,7 +290,7 @@ def _state_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _diagnostic_batch(t: _Training, n: int = 32) -> torch.Tensor:
+def _diagnostic_batch(t: Training, n: int = 32) -> torch.Tensor:
     """Up to ``n`` validation images (centre crops), the fixed input of the activation diagnostics."""
     transform = view_transform(t.model.resize, t.model.crop)
     return torch.stack([transform(load_image(p)) for p, _ in t.split.val[:n]]).to(t.device)
@@ -373,7 +380,7 @@ def train_finetune(
         close(ctx)
 
 
-def _fit(t: _Training, out: Path, backbone: str, params: dict[str, Any], k: int, val_fraction: float, seed: int,
+def _fit(t: Training, out: Path, backbone: str, params: dict[str, Any], k: int, val_fraction: float, seed: int,
          amp: bool | None, resume: bool, progress: bool, started: float, data) -> dict[str, Any]:
     """The training loop of :func:`train_finetune` (phases, checkpoints, early stopping, outputs)."""
     from .diagnostics import activation_stats, compare, format_summary, plot_diagnostics
@@ -493,7 +500,7 @@ def _fit(t: _Training, out: Path, backbone: str, params: dict[str, Any], k: int,
 
 
 def _save_checkpoint(out: Path, model: FinetuneNet, opt, scheduler, scaler, state: dict[str, Any],
-                     params: dict[str, Any], backbone: str, t: _Training) -> None:
+                     params: dict[str, Any], backbone: str, t: Training) -> None:
     """The state after an epoch, enough to continue bit-for-bit (model, optimiser, schedule, RNGs)."""
     checkpoint = {**state, "params": params, "backbone": backbone, "model": model.state_dict(),
                   "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
