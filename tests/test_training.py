@@ -184,3 +184,29 @@ def test_lr_find_cli_plots_and_suggests_a_learning_rate(dataset, tmp_path, capsy
     assert curve["params"]["start_lr"] < curve["suggestion"] < curve["params"]["end_lr"]
     assert main(["lr-find", str(tmp_path / "missing"), "-o", str(plot), *common]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_softmax_layer_classifier_is_a_smoothed_linear_model(dataset, tmp_path):
+    import numpy as np
+
+    from percept.transfer.export import linear_head
+    from percept.transfer.linear import SoftmaxLayer, probabilities
+    from percept.transfer.runs import load_run
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-1, 1, (40, 5)), rng.normal(1, 1, (40, 5)), rng.normal(3, 1, (40, 5))])
+    y = np.repeat(["a", "b", "c"], 40)
+    model = SoftmaxLayer(C=10.0).fit(x, y)
+    assert (model.predict(x) == y).mean() > 0.9 and model.coef_.shape == (3, 5)
+    proba = model.predict_proba(x)
+    sharp = SoftmaxLayer(C=10.0, label_smoothing=0.0).fit(x, y).predict_proba(x)
+    assert np.allclose(proba.sum(1), 1)
+    assert proba.max(1).mean() < sharp.max(1).mean() - 0.02  # label smoothing keeps it from saturating
+
+    record = train_features(dataset, tmp_path / "run", backbone="alexnet", classifier="softmax",
+                            cache_dir=tmp_path / "cache", device="cpu")
+    assert record["classifier"] == "softmax" and record["metrics"]["val_accuracy"] >= 0.8
+    pipeline = load_run(tmp_path / "run").predictor
+    features = rng.normal(0, 1, (4, pipeline[-1].coef_.shape[1])).astype(np.float32)
+    folded = linear_head(pipeline)(torch.from_numpy(features)).softmax(1).detach().numpy()
+    assert np.allclose(folded, probabilities(pipeline, features), atol=1e-5)  # exportable like the others

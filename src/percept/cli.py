@@ -459,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="features: frozen backbone + linear classifier (fast); finetune: new head, then the top "
                    "of the backbone with discriminative learning rates (default: features)")
     p.add_argument("--classifier", default="logreg", choices=CLASSIFIERS,
-                   help="linear classifier: logreg (multinomial logistic regression) or svm (default: logreg)")
+                   help="linear classifier: logreg (multinomial logistic regression), svm (linear SVM) or softmax "
+                   "(a softmax layer trained in PyTorch with label smoothing) (default: logreg)")
     p.add_argument("--C", type=float, default=None,
                    help="inverse regularisation strength (default: chosen by 5-fold cross-validation)")
     p.add_argument("--augment-copies", type=int, default=0, metavar="N",

@@ -19,6 +19,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -41,12 +42,64 @@ from .names import CLASSIFIERS
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
+class SoftmaxLayer(ClassifierMixin, BaseEstimator):
+    """A dense softmax layer ``(N, D) -> (N, K)`` trained in PyTorch: cross-entropy with label smoothing plus
+    the L2 penalty ``||W||^2 / (2 C N)``, minimised full-batch by L-BFGS (strong Wolfe line search).
+
+    The "new softmax layer on frozen features" of the transfer-learning courses; unlike scikit-learn's
+    logistic regression it smooths the targets, which keeps its probabilities from saturating on a few images
+    per class. A scikit-learn estimator (``coef_`` ``(K, D)``, ``intercept_`` ``(K,)``, ``predict_proba``).
+    """
+
+    def __init__(self, C: float = 1.0, label_smoothing: float = 0.1, max_iter: int = 300, random_state: int = 0):
+        self.C, self.label_smoothing, self.max_iter, self.random_state = C, label_smoothing, max_iter, random_state
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "SoftmaxLayer":
+        import torch
+        import torch.nn.functional as F
+
+        self.classes_ = np.unique(y)
+        inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        targets = torch.as_tensor(np.searchsorted(self.classes_, y))
+        torch.manual_seed(self.random_state)
+        layer = torch.nn.Linear(inputs.shape[1], len(self.classes_))
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+        opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=self.max_iter, line_search_fn="strong_wolfe")
+        penalty = 1.0 / (2 * self.C * len(inputs))
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(layer(inputs), targets, label_smoothing=self.label_smoothing)
+            loss = loss + penalty * layer.weight.square().sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.coef_ = layer.weight.detach().numpy().astype(np.float64)
+        self.intercept_ = layer.bias.detach().numpy().astype(np.float64)
+        return self
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        scores = self.decision_function(x)
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.classes_[self.decision_function(x).argmax(axis=1)]
+
+
 def make_classifier(kind: str, C: float, seed: int) -> Pipeline:
-    """Standardised features -> multinomial logistic regression or a linear SVM (one-vs-rest)."""
+    """Standardised features -> multinomial logistic regression, a linear SVM (one-vs-rest) or a softmax layer."""
     if kind == "logreg":
         model = LogisticRegression(C=C, max_iter=3000, random_state=seed)
     elif kind == "svm":
         model = LinearSVC(C=C, max_iter=20000, random_state=seed)
+    elif kind == "softmax":
+        model = SoftmaxLayer(C=C, random_state=seed)
     else:
         raise PerceptError(f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
     return make_pipeline(StandardScaler(), model)
@@ -55,7 +108,7 @@ def make_classifier(kind: str, C: float, seed: int) -> Pipeline:
 def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.ndarray,
                    groups: np.ndarray | None = None) -> tuple[Pipeline, float]:
     """Fit with the given ``C``, or choose ``C`` from :data:`C_GRID` by stratified k-fold cross-validation
-    on the training set (k = 5 for logistic regression, 3 for the slower SVM, fewer when the smallest class
+    on the training set (k = 5 for logistic regression, 3 for the SVM and softmax layer, fewer when the smallest class
     is smaller; logistic regression warm-starts along the grid). ``groups`` (one id per source image) keeps
     augmented copies of an image in the same fold. Returns the fitted model and its C.
     """
@@ -78,9 +131,10 @@ def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.n
             pipeline = make_pipeline(StandardScaler(), model).fit(x, y)
         chosen = float(np.atleast_1d(pipeline[-1].C_)[0])
         return make_classifier(kind, chosen, seed).fit(x, y), chosen
-    make_classifier(kind, 1.0, seed)  # validates the name
-    search = GridSearchCV(make_classifier(kind, 1.0, seed), {"linearsvc__C": list(C_GRID)}, cv=cv).fit(x, y)
-    return search.best_estimator_, float(search.best_params_["linearsvc__C"])
+    pipeline = make_classifier(kind, 1.0, seed)
+    key = f"{pipeline.steps[-1][0]}__C"
+    search = GridSearchCV(pipeline, {key: list(C_GRID)}, cv=cv).fit(x, y)
+    return search.best_estimator_, float(search.best_params_[key])
 
 
 def probabilities(pipeline: Pipeline, features: np.ndarray) -> np.ndarray:
