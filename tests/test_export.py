@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from percept.cli import main
 from percept.errors import PerceptError
@@ -24,28 +23,15 @@ from percept.transfer.linear import make_classifier, probabilities
 onnxruntime = pytest.importorskip("onnxruntime")
 
 
-def _crops(source, folder, n, seed):
-    """``n`` random crops (some mirrored) of ``source`` saved as JPEGs in ``folder``."""
-    rng = random.Random(seed)
-    img = Image.open(source).convert("RGB")
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        w, h = img.size
-        cw, ch = int(w * rng.uniform(0.6, 0.9)), int(h * rng.uniform(0.6, 0.9))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        crop = img.crop((x, y, x + cw, y + ch)).resize((96, 96))
-        (ImageOps.mirror(crop) if i % 2 else crop).save(folder / f"{i:02d}.jpg", quality=90)
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, cat_path, rocket_path):
+def trained(tmp_path_factory, crops, cat_path, rocket_path):
     """A features run and a fine-tuned run (AlexNet) on DATA/{train,val}/{cat,rocket}, 10 test images and
     percept's own probabilities for them (columns in class order)."""
     root = tmp_path_factory.mktemp("export")
     data, cache = root / "data", root / "cache"
     for split, n, seed in (("train", 6, 0), ("val", 3, 1)):
-        _crops(cat_path, data / split / "cat", n, seed)
-        _crops(rocket_path, data / split / "rocket", n, seed + 10)
+        crops(cat_path, data / split / "cat", n, seed)
+        crops(rocket_path, data / split / "rocket", n, seed + 10)
     runs = {"features": root / "features", "finetune": root / "finetune"}
     train_features(data, runs["features"], backbone="alexnet", classifier="logreg", C=1.0, device="cpu",
                    cache_dir=cache)

@@ -84,9 +84,7 @@ class SoftmaxLayer(ClassifierMixin, BaseEstimator):
         return np.asarray(x, dtype=np.float64) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        scores = self.decision_function(x)
-        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return _softmax(self.decision_function(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.classes_[self.decision_function(x).argmax(axis=1)]
@@ -147,8 +145,12 @@ def probabilities(pipeline: Pipeline, features: np.ndarray) -> np.ndarray:
     scores = pipeline.decision_function(features)
     if scores.ndim == 1:  # binary SVM: one score for the positive class
         scores = np.stack([-scores, scores], axis=1)
-    scores = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(scores)
+    return _softmax(scores)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, K)`` scores."""
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
 
 
