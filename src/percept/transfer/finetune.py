@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 import warnings
 from contextlib import nullcontext
@@ -397,7 +398,11 @@ def _fit(t: Training, out: Path, backbone: str, params: dict[str, Any], k: int, 
                              "diagnostics_start": activation_stats(model, diag_batch) if ctx.is_main else None}
     saved = None
     if resume:
-        saved = torch.load(_checkpoint_path(out), map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(_checkpoint_path(out), map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise PerceptError(f"{_checkpoint_path(out)} is damaged ({type(exc).__name__}); delete it to start the "
+                               "run again") from None
         changed = {k_: (saved["params"].get(k_), v) for k_, v in params.items() if saved["params"].get(k_) != v}
         if saved.get("backbone") != backbone or changed:
             what = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changed.items()) or "backbone"
@@ -578,6 +583,6 @@ def load_finetuned(path: Path, device: torch.device) -> FinetuneNet:
         model = FinetuneNet(checkpoint["backbone"], checkpoint["num_classes"], checkpoint["dropout"],
                             pretrained=checkpoint.get("pretrained", True))
         model.load_state_dict(checkpoint["state_dict"])
-    except (OSError, KeyError, RuntimeError, EOFError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise PerceptError(f"{path}/model.pt is not a percept fine-tuned model ({type(exc).__name__})") from None
     return model.eval().to(device)

@@ -1,0 +1,233 @@
+"""The image transformation network of Johnson, Alahi & Fei-Fei (ECCV 2016), with the conditional instance
+normalisation of Dumoulin, Shlens & Kudlur (ICLR 2017) so that one network holds several styles.
+
+Architecture (Johnson et al., supplementary Table 1, with Ulyanov's instance normalisation and
+Odena et al.'s resize-convolutions)::
+
+    conv 9x9, 32, stride 1   -> IN -> ReLU        (H, W)
+    conv 3x3, 64, stride 2   -> IN -> ReLU        (H/2, W/2)
+    conv 3x3, 128, stride 2  -> IN -> ReLU        (H/4, W/4)
+    5 x residual block, 128: conv 3x3 -> IN -> ReLU -> conv 3x3 -> IN, plus the input (no ReLU after the sum)
+    nearest x2, conv 3x3, 64 -> IN -> ReLU        (H/2, W/2)
+    nearest x2, conv 3x3, 32 -> IN -> ReLU        (H, W)
+    conv 9x9, 3              -> sigmoid           (H, W), RGB in [0, 1]
+
+Every convolution reflection-pads its input (no dark borders). Upsampling is nearest-neighbour followed by a
+convolution instead of a transposed convolution, whose uneven kernel overlap draws checkerboard patterns.
+
+**Output in [0, 1] by a sigmoid.** Johnson's network ends in a scaled tanh (``150 * tanh``) because it works in
+Caffe's mean-subtracted 0-255 range; for RGB in [0, 1] the same bounded, smooth map is
+``(tanh(x / 2) + 1) / 2 = sigmoid(x)``. Bounding by the activation rather than clamping keeps a gradient on
+every pixel (a clamp's zero gradient lets pixels stick at black or white), and a zero-initialised output
+starts at mid-grey.
+
+**Styles.** Every normalisation layer is a :class:`ConditionalInstanceNorm2d` holding one ``(gamma, beta)``
+per style; with ``num_styles=1`` it is an ordinary affine instance norm. The forward pass takes style weights
+``(S,)`` or ``(B, S)``: one-hot selects a style, a convex combination blends the styles' ``gamma`` and
+``beta`` (Dumoulin et al., section 4).
+
+**Fixed statistics.** Instance norm normalises with the mean and variance of the image it sees. For tiled
+inference (:mod:`percept.style.tiling`) :meth:`TransformNet.statistics` records those statistics once on a
+whole image, and ``forward(..., statistics=...)`` normalises every tile with them instead of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PerceptError
+
+#: Per normalisation layer, in forward order: mean and variance over the positions, each ``(B, C, 1, 1)``.
+NormStatistics = list[tuple[torch.Tensor, torch.Tensor]]
+
+#: Channels after the first, second and third convolution (Johnson et al., Table 1).
+DEFAULT_CHANNELS = (32, 64, 128)
+RESIDUAL_BLOCKS = 5
+EPS = 1e-5
+#: Smallest input side: the deepest reflection padding (1 px at 1/4 resolution) needs at least 2 px there.
+MIN_SIDE = 8
+
+
+def instance_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (biased) variance of ``(B, C, H, W)`` over the positions, each ``(B, C, 1, 1)``."""
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    return mean, var
+
+
+def conditional_instance_norm(
+    x: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    style: torch.Tensor,
+    statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Instance normalisation with a scale and shift blended from per-style parameters.
+
+    Args:
+        x: ``(B, C, H, W)``.
+        gamma, beta: ``(S, C)``, one row per style.
+        style: ``(B, S)`` style weights (one-hot for one style; rows summing to 1 to blend).
+        statistics: mean and variance ``(B or 1, C, 1, 1)`` to normalise with instead of ``x``'s own.
+
+    Returns:
+        ``(x - mean) / sqrt(var + eps) * (style @ gamma) + style @ beta``, shape of ``x``.
+    """
+    if statistics is None:
+        normed = F.instance_norm(x, eps=EPS)
+    else:
+        mean, var = statistics
+        normed = (x - mean) * torch.rsqrt(var + EPS)
+    scale = (style @ gamma)[:, :, None, None]
+    shift = (style @ beta)[:, :, None, None]
+    return normed * scale + shift
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """:func:`conditional_instance_norm` with learned ``gamma`` (ones) and ``beta`` (zeros), each ``(S, C)``."""
+
+    def __init__(self, channels: int, num_styles: int = 1) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(num_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor,
+                statistics: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        return conditional_instance_norm(x, self.gamma, self.beta, style, statistics)
+
+    def extra_repr(self) -> str:
+        return f"{self.gamma.shape[1]}, num_styles={self.gamma.shape[0]}"
+
+
+class _Norms:
+    """What the normalisation layers of one forward pass share: style weights ``(B, S)``, optionally fixed
+    statistics to use, optionally a list that records the statistics each layer used (in forward order)."""
+
+    def __init__(self, style: torch.Tensor, fixed: NormStatistics | None, record: NormStatistics | None) -> None:
+        self.style, self.fixed, self.record, self.index = style, fixed, record, 0
+
+    def __call__(self, norm: ConditionalInstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
+        stats = self.fixed[self.index] if self.fixed is not None else None
+        if self.record is not None:
+            stats = stats if stats is not None else instance_statistics(x)
+            self.record.append(stats)
+        self.index += 1
+        return norm(x, self.style, stats)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding then a ``k x k`` convolution (output ``ceil(H / stride)`` for even padding)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> None:
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_channels, out_channels, kernel, stride))
+
+
+class ConvNormReLU(nn.Module):
+    """Optional nearest-neighbour x2 upsampling, :class:`ConvLayer`, conditional instance norm, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, num_styles: int,
+                 upsample: bool = False) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.conv = ConvLayer(in_channels, out_channels, kernel, stride)
+        self.norm = ConditionalInstanceNorm2d(out_channels, num_styles)
+
+    def forward(self, x: torch.Tensor, norms: _Norms) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.relu(norms(self.norm, self.conv(x)))
+
+    def extra_repr(self) -> str:
+        return "upsample=nearest x2" if self.upsample else ""
+
+
+class ResidualBlock(nn.Module):
+    """``x + IN(conv(ReLU(IN(conv(x)))))``: two 3x3 convolutions, no ReLU after the sum."""
+
+    def __init__(self, channels: int, num_styles: int) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3)
+        self.norm1 = ConditionalInstanceNorm2d(channels, num_styles)
+        self.conv2 = ConvLayer(channels, channels, 3)
+        self.norm2 = ConditionalInstanceNorm2d(channels, num_styles)
+
+    def forward(self, x: torch.Tensor, norms: _Norms) -> torch.Tensor:
+        h = F.relu(norms(self.norm1, self.conv1(x)))
+        return x + norms(self.norm2, self.conv2(h))
+
+
+class TransformNet(nn.Module):
+    """Feed-forward style transfer network: RGB ``(B, 3, H, W)`` in [0, 1] -> stylised ``(B, 3, H, W)`` in [0, 1].
+
+    Args:
+        num_styles: number of styles ``S`` (one ``(gamma, beta)`` per style in every norm layer).
+        channels: widths after the first three convolutions; Johnson et al. use ``(32, 64, 128)``.
+
+    Any ``H, W >= 8`` work: the input is reflection-padded to a multiple of 4 and the output cropped back.
+    Submodules in forward order: ``conv1, conv2, conv3, res1..res5, up1, up2, out``.
+    """
+
+    def __init__(self, num_styles: int = 1, channels: Sequence[int] = DEFAULT_CHANNELS) -> None:
+        super().__init__()
+        if num_styles < 1:
+            raise PerceptError(f"num_styles must be >= 1, got {num_styles}")
+        c1, c2, c3 = (int(c) for c in channels)
+        self.num_styles, self.channels = num_styles, (c1, c2, c3)
+        self.conv1 = ConvNormReLU(3, c1, 9, 1, num_styles)
+        self.conv2 = ConvNormReLU(c1, c2, 3, 2, num_styles)
+        self.conv3 = ConvNormReLU(c2, c3, 3, 2, num_styles)
+        self.res = nn.ModuleList(ResidualBlock(c3, num_styles) for _ in range(RESIDUAL_BLOCKS))
+        self.up1 = ConvNormReLU(c3, c2, 3, 1, num_styles, upsample=True)
+        self.up2 = ConvNormReLU(c2, c1, 3, 1, num_styles, upsample=True)
+        self.out = ConvLayer(c1, 3, 9)
+        #: What a model file recorded about this network (styles, training, loss network); see feedforward.
+        self.metadata: dict = {}
+
+    def style_weights(self, style: torch.Tensor | Sequence[float] | None, batch: int) -> torch.Tensor:
+        """Style weights as ``(batch, S)`` on this network's device; ``None`` means the only style.
+
+        Raises a :class:`PerceptError` if the number of weights is not ``num_styles``.
+        """
+        param = self.out[1].weight
+        if style is None:
+            if self.num_styles != 1:
+                raise PerceptError(f"this network holds {self.num_styles} styles; choose one (style index) or "
+                                   "give blend weights")
+            style = [1.0]
+        style = torch.as_tensor(style, dtype=param.dtype, device=param.device)
+        if style.shape[-1] != self.num_styles or style.dim() not in (1, 2):
+            raise PerceptError(f"style weights of shape {tuple(style.shape)} do not fit a network with "
+                               f"{self.num_styles} style(s); give {self.num_styles} weights")
+        return style.expand(batch, -1) if style.dim() == 1 else style
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | Sequence[float] | None = None, *,
+                statistics: NormStatistics | None = None) -> torch.Tensor:
+        """Stylise ``x`` ``(B, 3, H, W)`` with style weights ``(S,)`` or ``(B, S)`` (see :meth:`style_weights`).
+
+        ``statistics`` (from :meth:`statistics`) replaces every norm layer's own mean and variance.
+        """
+        return self._run(x, self.style_weights(style, x.shape[0]), statistics, None)
+
+    def statistics(self, x: torch.Tensor, style: torch.Tensor | Sequence[float] | None = None) -> NormStatistics:
+        """The mean and variance every norm layer computes on ``x`` (one forward pass), in forward order."""
+        record: NormStatistics = []
+        self._run(x, self.style_weights(style, x.shape[0]), None, record)
+        return record
+
+    def _run(self, x: torch.Tensor, style: torch.Tensor, fixed: NormStatistics | None,
+             record: NormStatistics | None) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if min(h, w) < MIN_SIDE:
+            raise PerceptError(f"image of {w}x{h} px is too small for the transform network; use >= {MIN_SIDE} px")
+        pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        norms = _Norms(style, fixed, record)
+        y = self.conv3(self.conv2(self.conv1(x, norms), norms), norms)
+        for block in self.res:
+            y = block(y, norms)
+        y = self.up2(self.up1(y, norms), norms)
+        return torch.sigmoid(self.out(y))[..., :h, :w]
