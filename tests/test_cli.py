@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from percept.cli import main
@@ -149,3 +150,16 @@ def test_interrupted_run_leaves_no_output(capsys, tmp_path, cat_path, starry_pat
     code, _, err = run(capsys, "stylize", cat_path, starry_path, "-o", tmp_path / "o.png", *FAST)
     assert code == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [MemoryError, torch.OutOfMemoryError])
+def test_out_of_memory_is_one_line_with_a_fix(monkeypatch, capsys, error):
+    import percept.cli as cli
+
+    def explode(args):
+        raise error("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(cli, "_cmd_models", explode)
+    assert cli.main(["models"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of" in err[0] and "--batch-size" in err[0]

@@ -614,6 +614,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
 
 
+OUT_OF_MEMORY_FIX = ("lower --size or --batch-size, use --optimizer adam (stylize) or --tile (feed-forward), "
+                     "or --device cpu")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -635,11 +639,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MemoryError:
-        print("percept: error: out of memory; lower --size or use --optimizer adam", file=sys.stderr)
+        print(f"percept: error: out of memory; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - last resort: one line, full traceback on request
         if os.environ.get("PERCEPT_DEBUG"):
             raise
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA/MPS)
+            print(f"percept: error: out of GPU memory; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
+            return 3
         print(f"percept: internal error: {type(exc).__name__}: {exc} (set PERCEPT_DEBUG=1 for the traceback "
               "and please report it)", file=sys.stderr)
         return 1
