@@ -149,7 +149,15 @@ def _run_style(args: argparse.Namespace, texture: bool) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import ARCHITECTURES, DEFAULT_WEIGHTS, get_weights, layer_names, list_classifiers, list_weights
+    from .models import (
+        ARCHITECTURES,
+        DECODERS,
+        DEFAULT_WEIGHTS,
+        get_weights,
+        layer_names,
+        list_classifiers,
+        list_weights,
+    )
     from .transfer.names import FEATURE_NET_LAYERS, TORCHVISION_BACKBONES
 
     rows = []
@@ -161,7 +169,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "sources": [s.describe() for s in w.sources], "description": w.meta.get("description", ""),
             })
     if args.json:
-        print(json.dumps({"weights": rows, "layers": {a: layer_names(a) for a in ARCHITECTURES}}, indent=2))
+        decoders = [{"decoder": w.arch, "weights": w.name, "status": w.availability(),
+                     "sources": [src.describe() for src in w.sources]} for w in DECODERS.values()]
+        print(json.dumps({"weights": rows, "layers": {a: layer_names(a) for a in ARCHITECTURES},
+                          "decoders": decoders}, indent=2))
         return 0
     width = max(len(f"{r['network']}:{r['weights']}") for r in rows) + 2
     for arch in ARCHITECTURES:
@@ -175,6 +186,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(textwrap.fill("layers: " + " ".join(layer_names(arch)), 100, initial_indent="  ", subsequent_indent="    "))
         print()
     print("Use a network with --network NAME and weights with --weights NAME (or --weights FILE.pth).")
+    print()
+    print("decoders for AdaIN (percept stylize --method adain --decoder NAME|FILE)")
+    for w in DECODERS.values():
+        print(f"  {w.arch + ':' + w.name:<34}{w.availability()}")
+        print(textwrap.fill(w.meta.get("description", ""), 100, initial_indent=" " * 4, subsequent_indent=" " * 4))
     print()
     print("classifiers and transfer-learning backbones (percept train --backbone NAME)")
     for entry in list_classifiers():

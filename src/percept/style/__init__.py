@@ -3,7 +3,8 @@
 from importlib import import_module
 
 _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
-            "synthesize_texture": "optimize", "StyleParams": "params"}
+            "synthesize_texture": "optimize", "StyleParams": "params",
+            "stylize_adain": "adain", "train_adain": "adain"}
 __all__ = sorted(_EXPORTS)
 
 
