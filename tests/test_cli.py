@@ -163,3 +163,19 @@ def test_out_of_memory_is_one_line_with_a_fix(monkeypatch, capsys, error):
     assert cli.main(["models"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of" in err[0] and "--batch-size" in err[0]
+
+
+def test_stylize_with_adain_records_how_to_reproduce_it(tmp_path, cat_path, wave_path, starry_path, capsys):
+    out = tmp_path / "adain.png"
+    assert main(["stylize", str(cat_path), str(wave_path), "-o", str(out), "--method", "adain", "--size", "96",
+                 "--alpha", "0.5", "--device", "cpu"]) == 0
+    record = read_metadata(out)
+    assert record["kind"] == "adain" and record["params"]["alpha"] == 0.5
+    assert "--method adain --alpha 0.5 --size 96" in record["command"]
+    assert max(Image.open(out).size) == 96
+    assert main(["stylize", str(cat_path), "-o", str(out), "--method", "adain"]) == 2
+    assert "at least one STYLE" in capsys.readouterr().err
+    assert main(["stylize", str(cat_path), str(wave_path), str(starry_path), "-o", str(tmp_path / "m.png"),
+                 "--method", "adain", "--mask", str(tmp_path / "missing.png"), "--size", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.png" in err[0] and not (tmp_path / "m.png").exists()

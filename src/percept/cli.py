@@ -28,6 +28,9 @@ examples:
   percept stylize photo.jpg starry_night.jpg -o big.png --size 1024        # 256 -> 512 -> 1024
   percept stylize photo.jpg starry_night.jpg -o out.png --save-every 10 --timelapse out.gif
   percept stylize --params-from out.png photo.jpg starry_night.jpg -o again.png   # reproduce a result
+  percept stylize photo.jpg scream.jpg -o fast.png --method adain --alpha 0.8     # one forward pass
+  percept stylize photo.jpg wave.jpg scream.jpg -o mix.png --method adain --style-blend-weights 0.5,0.5
+  percept stylize photo.jpg wave.jpg scream.jpg -o split.png --method adain --mask fg_mask.png
 """
 
 EPILOG_TEXTURE = """\
@@ -148,6 +151,53 @@ def _run_style(args: argparse.Namespace, texture: bool) -> int:
     return 0
 
 
+#: Style options that AdaIN uses; the others only apply to optimisation.
+ADAIN_PARAMS = {"size", "style_scale", "style_blend_weights", "preserve_color", "device"}
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    if not args.styles:
+        raise PerceptError("give at least one STYLE image after CONTENT")
+    if args.method == "optimize":
+        return _run_style(args, texture=False)
+    return _run_adain(args)
+
+
+def _run_adain(args: argparse.Namespace) -> int:
+    from .image import check_writable, save_image
+    from .style.adain import stylize_adain
+    from .style.params import StyleParams
+
+    output = check_writable(args.output)
+    settings = _settings(args, texture=False)
+    ignored = sorted(set(settings) - ADAIN_PARAMS)
+    if ignored:
+        warnings.warn(f"--method adain ignores {', '.join('--' + n.replace('_', '-') for n in ignored)}",
+                      stacklevel=1)
+    if args.save_every or args.timelapse:
+        raise PerceptError("--save-every and --timelapse show optimisation steps; --method adain has none")
+    params = StyleParams(**{k: v for k, v in settings.items() if k in ADAIN_PARAMS})
+    result = stylize_adain(
+        args.content, args.styles, alpha=args.alpha, style_weights=params.style_blend_weights or None,
+        preserve_color=params.preserve_color, mask=args.mask, size=params.size,
+        style_size=max(16, round(params.size * params.style_scale)), decoder=args.decoder, device=params.device,
+    )
+    record = dict(result.params)
+    options = ["--method", "adain", "--alpha", str(args.alpha), "--size", str(params.size),
+               "--style-scale", str(params.style_scale), "--preserve-color", params.preserve_color]
+    if params.style_blend_weights:
+        options += ["--style-blend-weights", ",".join(map(str, params.style_blend_weights))]
+    for flag, value in (("--mask", args.mask), ("--decoder", args.decoder)):
+        if value:
+            options += [flag, value]
+    record["command"] = shlex.join(["percept", "stylize", args.content, *args.styles, "-o", str(output), *options])
+    record["seconds"] = round(result.seconds, 2)
+    save_image(result.image, output, record)
+    w, h = result.image.shape[-1], result.image.shape[-2]
+    print(f"wrote {output} ({w}x{h}) in {result.seconds:.1f}s (AdaIN, alpha {args.alpha})")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import (
         ARCHITECTURES,
@@ -214,7 +264,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"made by percept {record.get('percept_version')} ({record.get('kind')}) on {record.get('device')} "
           f"with weights {record.get('weights_id')} in {record.get('seconds')}s")
-    print(f"final losses: {record.get('final_losses')}")
+    if record.get("final_losses"):
+        print(f"final losses: {record['final_losses']}")
     print("reproduce with:")
     print("  " + record.get("command", "(no command recorded)"))
     return 0
@@ -455,10 +506,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_STYLIZE,
     )
     p.add_argument("content", metavar="CONTENT", help="content photo")
-    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are blended")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s); several are blended")
+    p.add_argument("--method", choices=("optimize", "adain"), default="optimize",
+                   help="optimize: Gatys et al., best quality, minutes; adain: any style in one forward pass "
+                   "(Huang & Belongie), seconds (default: optimize)")
     _add_common(p)
+    g = p.add_argument_group("AdaIN options (--method adain; also size, style-scale, style-blend-weights, "
+                             "preserve-color, device)")
+    g.add_argument("--alpha", type=float, default=1.0,
+                   help="style strength: 0 = the content through the network, 1 = full style (default: 1.0)")
+    g.add_argument("--mask", metavar="MASK.png", help="two styles by region: white gets the first style, black "
+                   "the second (default: off)")
+    g.add_argument("--decoder", metavar="NAME|FILE", help="AdaIN decoder: a name from `percept models` or a file "
+                   "from `percept train-adain` (default: the shipped decoder)")
     _add_param_options(p, texture=False)
-    p.set_defaults(func=lambda a: _run_style(a, texture=False))
+    p.set_defaults(func=_cmd_stylize)
 
     p = sub.add_parser(
         "texture", help="synthesise a new texture from a sample (Gatys et al.)", formatter_class=fmt,
