@@ -102,19 +102,38 @@ class ConditionalInstanceNorm2d(nn.Module):
         return f"{self.gamma.shape[1]}, num_styles={self.gamma.shape[0]}"
 
 
-class _Norms:
-    """What the normalisation layers of one forward pass share: style weights ``(B, S)``, optionally fixed
-    statistics to use, optionally a list that records the statistics each layer used (in forward order)."""
+class _Measured(Exception):
+    """Ends a forward pass as soon as the one norm layer being measured has been measured."""
 
-    def __init__(self, style: torch.Tensor, fixed: NormStatistics | None, record: NormStatistics | None) -> None:
-        self.style, self.fixed, self.record, self.index = style, fixed, record, 0
+
+class _Norms:
+    """What the normalisation layers of one forward pass share.
+
+    ``style`` ``(B, S)``; ``fixed``: statistics to normalise the first ``len(fixed)`` layers with (the others use
+    their own); ``record``: a list that receives each layer's own statistics, or only layer ``layer``'s (the
+    pass then stops there), measured over all positions or only over ``region`` ``(top, left, height, width)``
+    of the padded input of ``size`` ``(H, W)``, scaled to each layer's resolution.
+    """
+
+    def __init__(self, style: torch.Tensor, fixed: NormStatistics | None = None, record: NormStatistics | None = None,
+                 region: tuple[int, int, int, int] | None = None, size: tuple[int, int] = (1, 1),
+                 layer: int | None = None) -> None:
+        self.style, self.fixed, self.record = style, fixed, record
+        self.region, self.size, self.layer, self.index = region, size, layer, 0
 
     def __call__(self, norm: ConditionalInstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
-        stats = self.fixed[self.index] if self.fixed is not None else None
-        if self.record is not None:
-            stats = stats if stats is not None else instance_statistics(x)
-            self.record.append(stats)
-        self.index += 1
+        index, self.index = self.index, self.index + 1
+        stats = self.fixed[index] if self.fixed is not None and index < len(self.fixed) else None
+        if self.record is not None and self.layer in (None, index):
+            if self.region is None:
+                own = instance_statistics(x)
+                stats = own if stats is None else stats
+            else:
+                top, left, height, width = (v * x.shape[-1] // self.size[1] for v in self.region)
+                own = instance_statistics(x[..., top : top + height, left : left + width])
+            self.record.append(own)
+            if index == self.layer:
+                raise _Measured
         return norm(x, self.style, stats)
 
 
@@ -207,25 +226,42 @@ class TransformNet(nn.Module):
                 statistics: NormStatistics | None = None) -> torch.Tensor:
         """Stylise ``x`` ``(B, 3, H, W)`` with style weights ``(S,)`` or ``(B, S)`` (see :meth:`style_weights`).
 
-        ``statistics`` (from :meth:`statistics`) replaces every norm layer's own mean and variance.
+        ``statistics`` (from :meth:`statistics`) replaces the norm layers' own mean and variance.
         """
         return self._run(x, self.style_weights(style, x.shape[0]), statistics, None)
 
-    def statistics(self, x: torch.Tensor, style: torch.Tensor | Sequence[float] | None = None) -> NormStatistics:
-        """The mean and variance every norm layer computes on ``x`` (one forward pass), in forward order."""
+    @property
+    def num_norms(self) -> int:
+        """Number of normalisation layers (entries of :data:`NormStatistics`)."""
+        return sum(isinstance(m, ConditionalInstanceNorm2d) for m in self.modules())
+
+    def statistics(self, x: torch.Tensor, style: torch.Tensor | Sequence[float] | None = None, *,
+                   statistics: NormStatistics | None = None, region: tuple[int, int, int, int] | None = None,
+                   layer: int | None = None) -> NormStatistics:
+        """The mean and variance ``(B, C, 1, 1)`` of what every norm layer receives on ``x``, in forward order.
+
+        Args:
+            statistics: normalise the first ``len(statistics)`` layers with these (the rest with their own).
+            region: ``(top, left, height, width)`` in pixels of ``x``, multiples of 4: measure each layer only
+                over this window (scaled to the layer's resolution), e.g. the part of a tile away from its edges.
+            layer: measure only this layer (0-based); the pass stops there, so the list has one entry.
+        """
         record: NormStatistics = []
-        self._run(x, self.style_weights(style, x.shape[0]), None, record)
+        try:
+            self._run(x, self.style_weights(style, x.shape[0]), statistics, record, region, layer)
+        except _Measured:
+            pass
         return record
 
     def _run(self, x: torch.Tensor, style: torch.Tensor, fixed: NormStatistics | None,
-             record: NormStatistics | None) -> torch.Tensor:
+             record: NormStatistics | None, region: tuple[int, int, int, int] | None = None,
+             layer: int | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         if min(h, w) < MIN_SIDE:
             raise PerceptError(f"image of {w}x{h} px is too small for the transform network; use >= {MIN_SIDE} px")
-        pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        norms = _Norms(style, fixed, record)
+        # always padded (possibly by 0): no branch on the size, so an exported graph pads every size
+        x = F.pad(x, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4), mode="reflect")
+        norms = _Norms(style, fixed, record, region, tuple(x.shape[-2:]), layer)
         y = self.conv3(self.conv2(self.conv1(x, norms), norms), norms)
         for block in self.res:
             y = block(y, norms)

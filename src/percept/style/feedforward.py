@@ -1,0 +1,719 @@
+"""Real-time style transfer: train a feed-forward network per style set (Johnson, Alahi & Fei-Fei, ECCV 2016),
+several styles in one network (Dumoulin, Shlens & Kudlur, ICLR 2017); model files, inference, ONNX export.
+
+**Training** (:func:`train_transform_net`) minimises Johnson's perceptual loss through a frozen loss network
+(default VGG-16 with torchvision's ImageNet weights, as Johnson et al.): content (feature reconstruction) at
+``relu2_2``, Gram-matrix style at ``relu1_2, relu2_2, relu3_3, relu4_3`` and total variation, with percept's
+relative losses (:mod:`percept.losses`), so the weights mean the same as in :func:`percept.stylize`. Adam,
+lr 1e-3, batches of 4 random square crops of the content photos (found recursively in a folder). With several
+styles the network has conditional instance norms and the samples of a batch cycle through the styles.
+
+A training folder holds ``model.pt`` (rewritten at every checkpoint, so a long run can be tried before it
+ends), ``checkpoint.pt`` (network, optimiser and step: ``resume=True`` continues bit for bit, also to more
+``steps`` than first asked), ``samples/step_NNNNNN.png`` (a fixed content photo stylised with every style)
+and, at the end, ``train.json`` (settings, loss history, timings).
+
+**Model files** (``.pt``, :func:`save_transform_net`, :func:`load_transform_net`) are one dict, readable with
+``torch.load(weights_only=True)``: ``format`` (:data:`FORMAT`), ``format_version``, ``architecture``
+(``num_styles``, ``channels``), ``styles`` (name, file name, sha256), ``training`` (every setting and the final
+losses), ``loss_network`` (architecture, weights id, layers), ``percept_version``, ``torch_version`` and
+``state_dict``.
+
+**Inference** (:func:`stylize_with_model`): one forward pass per image, images of equal size batched, any
+size; ``tile`` switches to seamless tiled inference (:mod:`percept.style.tiling`) for huge images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..device import resolve_device
+from ..errors import InterruptedRun, PerceptError
+from ..image import atomic_write, check_writable, fit_size, load_image, resize, save_image, to_tensor
+from ..losses import content_loss, gram_matrix, style_loss, tv_loss
+from ..models import FeatureNet, get_feature_net
+from .optimize import ImageInput, _as_pil
+from .params import DEFAULT_STYLE_LAYERS
+from .tiling import DEFAULT_OVERLAP, tiled_forward
+from .transformer import DEFAULT_CHANNELS, TransformNet
+
+FORMAT = "percept-transform-net"
+FORMAT_VERSION = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: Johnson et al.: content at relu2_2 of VGG-16; the same depth for VGG-19.
+DEFAULT_CONTENT_LAYERS = {"vgg16": ["relu2_2"], "vgg19": ["relu2_2"]}
+LOSS_NETWORKS = tuple(DEFAULT_CONTENT_LAYERS)
+#: Largest difference between the ONNX file's and PyTorch's output that passes the export check.
+ONNX_TOLERANCE = 1e-4
+
+
+# ------------------------------------------------------------------------------------------------ loss
+
+
+class PerceptualLoss(nn.Module):
+    """Johnson et al.'s perceptual loss for a batch whose samples may each have another style.
+
+    Args:
+        net: frozen loss network (:func:`percept.models.get_feature_net`).
+        styles: style images, each ``(1, 3, H, W)`` in [0, 1]; their Gram matrices are computed once.
+        content_layers, style_layers: layer names of ``net`` (each layer weighted equally).
+        content_weight, style_weight, tv_weight: weights of the three terms.
+
+    Calling it with ``output`` and ``content`` ``(B, 3, H, W)`` and ``style_index`` ``(B,)`` returns a dict of
+    scalars ``content``, ``style``, ``tv`` (unweighted, averaged over layers) and ``total`` (weighted sum). The
+    style term is each sample's relative Gram error against its own style, averaged over the batch; for one image
+    all three equal what :func:`percept.stylize` reports for the same layers and weights.
+    """
+
+    def __init__(self, net: FeatureNet, styles: Sequence[torch.Tensor], *, content_layers: Sequence[str],
+                 style_layers: Sequence[str], content_weight: float, style_weight: float, tv_weight: float) -> None:
+        super().__init__()
+        self.net = net
+        self.content_layers = net.validate_layers(content_layers)
+        self.style_layers = net.validate_layers(style_layers)
+        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        with torch.no_grad():
+            feats = [net(s, self.style_layers) for s in styles]
+            for i, name in enumerate(self.style_layers):  # (S, C, C) per layer
+                self.register_buffer(f"gram{i}", torch.cat([gram_matrix(f[name].float()) for f in feats]))
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor,
+                style_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            targets = self.net(content, self.content_layers)
+        feats = self.net(output, list(dict.fromkeys(self.style_layers + self.content_layers)))
+        with torch.autocast(output.device.type, enabled=False):  # Gram sums overflow in float16
+            c = torch.stack([content_loss(feats[n].float(), targets[n].float()) for n in self.content_layers]).mean()
+            s = torch.stack([
+                torch.stack([style_loss(feats[n][b : b + 1].float(), getattr(self, f"gram{i}")[k])
+                             for b, k in enumerate(style_index.tolist())]).mean()
+                for i, n in enumerate(self.style_layers)
+            ]).mean()
+            tv = tv_loss(output.float())
+            total = self.weights["content"] * c + self.weights["style"] * s + self.weights["tv"] * tv
+        return {"content": c, "style": s, "tv": tv, "total": total}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def find_content_images(folder: str | os.PathLike) -> list[Path]:
+    """Every ``.jpg``, ``.jpeg`` and ``.png`` under ``folder`` (recursively, sorted), or a one-line error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PerceptError(f"content folder {str(folder)!r} not found (it must be a folder of photos)")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not paths:
+        raise PerceptError(f"no .jpg or .png images found under {str(folder)!r}")
+    return paths
+
+
+class ContentCrops(Dataset):
+    """Sample ``g`` of an endless stream: a random square crop of a content photo, resized to ``size``.
+
+    Epoch ``g // N`` visits the ``N`` photos in a seeded random order; the crop (side 50-100% of the shorter
+    side, random position, random horizontal flip) comes from a generator seeded by ``(seed, g)``. So every sample
+    depends only on its index: the stream is the same with any number of loader processes and after a resume.
+    Returns ``(image (3, size, size) in [0, 1], g)``; an unreadable photo is replaced by the next one (warning).
+    """
+
+    def __init__(self, paths: Sequence[Path], size: int, seed: int) -> None:
+        self.paths, self.size, self.seed = list(paths), size, seed
+        self._order: tuple[int, list[int]] = (-1, [])
+
+    def __len__(self) -> int:  # the stream is endless; a sampler picks the indices
+        return 2**62
+
+    def _photo(self, g: int) -> int:
+        epoch, pos = divmod(g, len(self.paths))
+        if self._order[0] != epoch:
+            order = list(range(len(self.paths)))
+            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+            self._order = (epoch, order)
+        return self._order[1][pos]
+
+    def __getitem__(self, g: int) -> tuple[torch.Tensor, int]:
+        index = self._photo(g)
+        for attempt in range(len(self.paths)):
+            path = self.paths[(index + attempt) % len(self.paths)]
+            try:
+                img = load_image(path, what="content image")
+                break
+            except PerceptError as exc:
+                warnings.warn(f"skipping {exc}", stacklevel=2)
+        else:
+            raise PerceptError("none of the content images can be read")
+        rng = random.Random(self.seed * 2_000_003 + g)
+        w, h = img.size
+        side = max(1, round(min(w, h) * rng.uniform(0.5, 1.0)))
+        left, top = rng.randint(0, w - side), rng.randint(0, h - side)
+        crop = img.resize((self.size, self.size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side),
+                          reducing_gap=3.0)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(crop)[0], g
+
+
+class _Range(torch.utils.data.Sampler):
+    """Sample indices ``start, start + 1, ..., stop - 1`` (the rest of the training stream)."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+@dataclass
+class TrainStep:
+    """Progress report passed to a ``callback`` after every training step."""
+
+    step: int  # 1-based, counted over resumes
+    steps: int
+    losses: dict[str, float]  # "content", "style", "tv" (unweighted), "total" (weighted), for this batch
+    style_index: list[int]  # the style of each sample of the batch
+    seconds: float  # since this call started
+
+
+def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
+    """The rule of :func:`percept.transfer.finetune.amp_dtype` (not imported: that module loads scikit-learn):
+    ``None`` = on for CUDA only; float16 on CUDA/MPS, bfloat16 on CPU; ``None`` returned = full precision."""
+    if amp is None:
+        amp = device.type == "cuda"
+    if not amp:
+        return None
+    return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
+
+
+def _file_record(path: Path) -> dict[str, str]:
+    return {"name": path.stem, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _check_folder(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise PerceptError(f"training folder {str(out)!r} exists and is a file; give a folder")
+    if not out.parent.is_dir():
+        raise PerceptError(f"folder {str(out.parent)!r} does not exist; create it first")
+    checkpoint = out / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise PerceptError(f"nothing to resume in {str(out)!r} (no checkpoint.pt); drop resume to start a run")
+    if not resume and checkpoint.is_file():
+        raise PerceptError(f"{str(out)!r} holds a training run; resume it (it can also go on to more steps) or "
+                           "choose another folder")
+
+
+def _sample_strip(net: TransformNet, content: torch.Tensor) -> torch.Tensor:
+    """``content`` ``(1, 3, H, W)`` followed by its stylisation with every style, side by side."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        eye = torch.eye(net.num_styles, device=content.device)
+        styled = net(content.expand(net.num_styles, -1, -1, -1), eye).float()
+    net.train(was_training)
+    return torch.cat([content[0], *styled], dim=2).unsqueeze(0).cpu()
+
+
+def train_transform_net(
+    styles: Sequence[str | os.PathLike],
+    content_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    size: int = 256,
+    style_size: int | None = None,
+    steps: int = 40000,
+    batch_size: int = 4,
+    lr: float = 1e-3,
+    content_weight: float = 1.0,
+    style_weight: float = 3.0,
+    tv_weight: float = 10.0,
+    network: str = "vgg16",
+    weights: str | None = None,
+    content_layers: Sequence[str] | None = None,
+    style_layers: Sequence[str] | None = None,
+    channels: Sequence[int] = DEFAULT_CHANNELS,
+    sample_every: int = 500,
+    checkpoint_every: int = 500,
+    sample_content: str | os.PathLike | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    amp: bool | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    callback: Callable[[TrainStep], None] | None = None,
+) -> dict[str, Any]:
+    """Train a :class:`TransformNet` for ``styles`` on the photos under ``content_dir``; write it to folder ``out``.
+
+    Args:
+        styles: one style image (a single-style network) or several (one conditional-IN network).
+        content_dir: folder searched recursively for ``.jpg``/``.png`` photos (e.g. COCO ``train2014``).
+        out: training folder (see the module docstring); ``out/model.pt`` is the model file.
+        size: side of the square training crops, pixels.
+        style_size: longest side of the style images for their Gram matrices (default ``size``).
+        steps: optimisation steps (batches) in all, including those of a resumed run.
+        batch_size, lr: Adam's batch size and learning rate.
+        content_weight, style_weight, tv_weight: loss weights (relative losses, see :mod:`percept.losses`).
+        network, weights: the frozen loss network: ``vgg16`` (default, torchvision weights) or ``vgg19``
+            (default weights ``gatys``); ``weights`` names registered weights or a state-dict file.
+        content_layers, style_layers: loss layers (default: relu2_2; VGG-16 relu1_2, relu2_2, relu3_3, relu4_3,
+            VGG-19 relu1_1 ... relu5_1).
+        channels: widths of the transform network (Johnson: 32, 64, 128).
+        sample_every: write ``samples/step_NNNNNN.png`` every N steps (0: never).
+        checkpoint_every: write ``checkpoint.pt`` and ``model.pt`` every N steps (and always at the end).
+        sample_content: the photo the samples show (default: the first content image).
+        seed: seeds the network's initialisation, the photo order and the crops.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        amp: mixed precision (``None``: on CUDA only); on CUDA the networks also run channels-last.
+        workers: loader processes (``None``: 0 on the CPU, up to 8 otherwise).
+        resume: continue the run in ``out`` (same settings; ``steps`` may be raised).
+        progress: show a tqdm progress bar with the losses.
+        callback: called with a :class:`TrainStep` after every step.
+
+    Returns:
+        The run record (also ``out/train.json``): settings, styles, loss network, ``history`` (losses per
+        step), ``final_losses`` (mean of the last 100 steps), ``seconds``, ``model`` (the model file's path).
+    """
+    started = time.perf_counter()
+    if not styles:
+        raise PerceptError("give at least one style image")
+    if network not in LOSS_NETWORKS:
+        raise PerceptError(f"unknown loss network {network!r}; use {' or '.join(LOSS_NETWORKS)}")
+    for name, value, low in (("size", size, 16), ("steps", steps, 1), ("batch-size", batch_size, 1),
+                             ("style-size", style_size or size, 16)):
+        if value < low:
+            raise PerceptError(f"{name} must be >= {low}, got {value}")
+    for name, value in (("lr", lr), ("content-weight", content_weight), ("style-weight", style_weight),
+                        ("tv-weight", tv_weight)):
+        if not value >= 0 or (name == "lr" and value == 0):
+            raise PerceptError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {value}")
+    if sample_every < 0 or checkpoint_every < 0:
+        raise PerceptError("sample-every and checkpoint-every must be >= 0")
+    style_paths = [Path(p) for p in styles]
+    style_pils = [load_image(p, what="style image") for p in style_paths]
+    contents = find_content_images(content_dir)
+    sample_pil = load_image(sample_content if sample_content is not None else contents[0], what="sample image")
+    out = Path(out)
+    _check_folder(out, resume)
+
+    params = {"size": size, "style_size": style_size or size, "batch_size": batch_size, "lr": lr,
+              "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
+              "network": network, "weights": None if weights is None else str(weights), "seed": seed,
+              "content_layers": list(content_layers or DEFAULT_CONTENT_LAYERS[network]),
+              "style_layers": list(style_layers or DEFAULT_STYLE_LAYERS[network]), "channels": list(channels)}
+    dev = resolve_device(device)
+    dtype = amp_dtype(amp, dev)
+    memory_format = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    torch.manual_seed(seed)
+    net = TransformNet(len(style_paths), channels).to(dev, memory_format=memory_format)
+    loss_net = get_feature_net(network, weights, device=dev).to(memory_format=memory_format)
+    need = loss_net.min_input_size(params["content_layers"] + params["style_layers"])
+    if min(size, params["style_size"]) < need:
+        raise PerceptError(f"size and style-size must be >= {need} px for the layers of {network}")
+    style_ts = [to_tensor(p, longest=params["style_size"]).to(dev) for p in style_pils]
+    if min(min(t.shape[-2:]) for t in style_ts) < need:
+        raise PerceptError(f"a style image is narrower than {need} px at style-size {params['style_size']}; "
+                           "raise style-size")
+    criterion = PerceptualLoss(loss_net, style_ts, content_layers=params["content_layers"],
+                               style_layers=params["style_layers"], content_weight=content_weight,
+                               style_weight=style_weight, tv_weight=tv_weight)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
+    history: list[dict[str, float]] = []
+    step = 0
+    if resume:
+        saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+        changed = {k: (saved["params"].get(k), v) for k, v in params.items() if saved["params"].get(k) != v}
+        if changed or saved["styles"] != [_file_record(p) for p in style_paths]:
+            what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()) or "style images"
+            raise PerceptError(f"cannot resume {str(out)!r} with different settings ({what}); use the original "
+                               "ones or another folder")
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        step, history = saved["step"], saved["history"]
+        if step >= steps:
+            raise PerceptError(f"{str(out)!r} already trained {step} steps; ask for more steps to go on")
+    out.mkdir(exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
+
+    sample = to_tensor(sample_pil, longest=size).to(dev)
+    if workers is None:
+        workers = 0 if dev.type == "cpu" else min(8, os.cpu_count() or 1)
+    loader = DataLoader(ContentCrops(contents, size, seed), batch_size=batch_size,
+                        sampler=_Range(step * batch_size, steps * batch_size), num_workers=workers,
+                        pin_memory=dev.type == "cuda", drop_last=True)
+    style_records = [_file_record(p) for p in style_paths]
+    metadata = {
+        "styles": style_records,
+        "loss_network": {"arch": network, "weights_id": loss_net.weights.id,  # type: ignore[attr-defined]
+                         "content_layers": params["content_layers"], "style_layers": params["style_layers"]},
+    }
+    autocast = torch.autocast(dev.type, dtype=dtype) if dtype is not None else nullcontext()
+    bar = tqdm(total=steps, initial=step, desc=f"train {len(style_paths)} style(s)", unit="step",
+               disable=not progress, dynamic_ncols=True)
+    saved_step = step
+    net.train()
+    try:
+        for images, index in loader:
+            style_index = index % len(style_paths)
+            images = images.to(dev, non_blocking=True).contiguous(memory_format=memory_format)
+            one_hot = torch.nn.functional.one_hot(style_index, len(style_paths)).float().to(dev)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                losses = criterion(net(images, one_hot), images, style_index)
+            scaler.scale(losses["total"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            if not math.isfinite(values["total"]):
+                raise PerceptError(f"the loss became {values['total']} at step {step}; lower lr or the loss weights")
+            history.append({"step": step, **values})
+            bar.update(1)
+            if step % 10 == 0 or step == steps:
+                bar.set_postfix(content=f"{values['content']:.3g}", style=f"{values['style']:.3g}",
+                                tv=f"{values['tv']:.3g}", total=f"{values['total']:.3g}", refresh=False)
+            if sample_every and (step % sample_every == 0 or step == steps):
+                save_image(_sample_strip(net, sample), out / "samples" / f"step_{step:06d}.png")
+            if step == steps or (checkpoint_every and step % checkpoint_every == 0):
+                net.metadata = {**metadata, "training": {
+                    **params, "steps": step, "content_dir": str(content_dir), "content_images": len(contents),
+                    "amp": str(dtype).removeprefix("torch.") if dtype else None, "final_losses": _final_losses(history)}}
+                _save_checkpoint(out, net, optimizer, scaler, step, history, params, style_records)
+                saved_step = step
+            if callback is not None:
+                callback(TrainStep(step, steps, values, style_index.tolist(), time.perf_counter() - started))
+    except KeyboardInterrupt:
+        bar.close()
+        raise InterruptedRun(f"training interrupted; {str(out)!r} holds the state after step {saved_step}: "
+                             "resume to continue") from None
+    bar.close()
+    record = {
+        "percept_version": __version__,
+        "torch_version": str(torch.__version__),
+        "model": str(out / "model.pt"),
+        **net.metadata,
+        "device": str(dev),
+        "resumed": resume,
+        "seconds": round(time.perf_counter() - started, 2),
+        "history": history,
+    }
+    atomic_write(out / "train.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+    return record
+
+
+def _final_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each loss over the last 100 steps (single batches are noisy)."""
+    last = history[-100:]
+    return {k: sum(h[k] for h in last) / len(last) for k in ("content", "style", "tv", "total")}
+
+
+def _save_checkpoint(out: Path, net: TransformNet, optimizer, scaler, step: int, history: list, params: dict,
+                     styles: list[dict[str, str]]) -> None:
+    """``model.pt`` and then ``checkpoint.pt`` (everything needed to continue exactly), both atomically."""
+    save_transform_net(net, out / "model.pt")
+    checkpoint = {"step": step, "params": params, "styles": styles, "history": history,
+                  "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
+    atomic_write(out / "checkpoint.pt", lambda tmp: torch.save(checkpoint, tmp))
+
+
+# ------------------------------------------------------------------------------------------------ model files
+
+
+def save_transform_net(net: TransformNet, path: str | os.PathLike) -> Path:
+    """Write ``net`` and its ``metadata`` (styles, training, loss network) as a model file, atomically."""
+    path = Path(path)
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": {"num_styles": net.num_styles, "channels": list(net.channels)},
+        **net.metadata,
+        "percept_version": __version__,
+        "torch_version": str(torch.__version__),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+    }
+    atomic_write(path, lambda tmp: torch.save(record, tmp))
+    return path
+
+
+def load_transform_net(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformNet:
+    """Read a model file (or the ``model.pt`` of a training folder) into an eval-mode :class:`TransformNet`.
+
+    ``net.metadata`` holds everything the file records except the weights. Every problem (missing, not a
+    PyTorch file, another kind of file, a newer format, weights that do not fit) is a one-line
+    :class:`PerceptError` naming the file.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "model.pt").is_file():
+        path = path / "model.pt"
+    where = f"model file {str(path)!r}"
+    if not path.is_file():
+        raise PerceptError(f"{where} not found" + (" (it is a folder without model.pt)" if path.is_dir() else ""))
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise PerceptError(f"{where} is not a PyTorch file; give a model.pt written by percept's transform-network "
+                           "training")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refuses to rebuild arbitrary objects
+        raise PerceptError(f"{where} holds pickled Python objects, not a percept transform network") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
+        raise PerceptError(f"{where} is a damaged PyTorch file ({type(exc).__name__})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+            what = "a plain state dict"
+        elif isinstance(raw, dict) and "format" in raw:
+            what = f"a {raw['format']!r} file"
+        else:
+            what = f"a {type(raw).__name__} without percept's format tag"
+        raise PerceptError(f"{where} is {what}, not a percept transform network ({FORMAT})")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise PerceptError(f"{where} has format version {version!r}, newer than this percept reads "
+                           f"({FORMAT_VERSION}); upgrade percept")
+    try:
+        arch = raw["architecture"]
+        net = TransformNet(int(arch["num_styles"]), arch["channels"])
+        net.load_state_dict(raw["state_dict"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
+    net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
+    net.requires_grad_(False)
+    return net.eval().to(resolve_device(device))
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+
+def style_vector(net: TransformNet, *, style_index: int | None = None,
+                 blend: Sequence[float] | None = None) -> torch.Tensor:
+    """Style weights ``(S,)`` for ``net``: one-hot for ``style_index``, ``blend`` normalised to sum 1, or the
+    only style of a single-style network. Range, count and sign problems are one-line errors."""
+    names = [s.get("name", "?") for s in net.metadata.get("styles", [])] or [str(i) for i in range(net.num_styles)]
+    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    if style_index is not None and blend is not None:
+        raise PerceptError("give a style index or blend weights, not both")
+    if style_index is not None:
+        if not 0 <= style_index < net.num_styles:
+            raise PerceptError(f"style index {style_index} out of range; this model has {net.num_styles} "
+                               f"style(s): {listing}")
+        return torch.nn.functional.one_hot(torch.tensor(style_index), net.num_styles).float()
+    if blend is not None:
+        weights = torch.tensor([float(w) for w in blend])
+        if len(weights) != net.num_styles:
+            raise PerceptError(f"blend has {len(weights)} weight(s) but this model has {net.num_styles} "
+                               f"style(s): {listing}")
+        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise PerceptError(f"blend weights must be >= 0 with a positive sum, got {list(blend)}")
+        return weights / weights.sum()
+    if net.num_styles != 1:
+        raise PerceptError(f"this model has {net.num_styles} styles ({listing}); choose one by index or blend them")
+    return torch.ones(1)
+
+
+def _content_tensor(content: ImageInput, size: int | None) -> torch.Tensor:
+    """``(1, 3, H, W)`` float in [0, 1] on the CPU; a tensor is used as it is (no 8-bit round trip)."""
+    if not isinstance(content, torch.Tensor):
+        return to_tensor(_as_pil(content, "content image"), longest=size)
+    image = content.detach().float().cpu()
+    image = image.unsqueeze(0) if image.dim() == 3 else image
+    if image.dim() != 4 or image.shape[:2] != (1, 3):
+        raise PerceptError(f"a content tensor must be (1, 3, H, W) or (3, H, W) RGB in [0, 1], got "
+                           f"{tuple(content.shape)}")
+    if size is not None:
+        image = resize(image, fit_size(image.shape[-1], image.shape[-2], size)).clamp(0, 1)
+    return image
+
+
+def stylize_with_model(
+    contents: ImageInput | Sequence[ImageInput],
+    model: TransformNet | str | os.PathLike,
+    *,
+    style_index: int | None = None,
+    blend: Sequence[float] | None = None,
+    size: int | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    exact_statistics: bool = False,
+    stats_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """Stylise images with a trained network: one forward pass per image.
+
+    Args:
+        contents: a path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1], or a list of them.
+        model: a :class:`TransformNet` (used on its own device) or a model file / training folder.
+        style_index: which style of a multi-style network (0-based).
+        blend: one weight per style (>= 0, normalised to sum 1): Dumoulin's style interpolation.
+        size: resize each image so its longest side is ``size`` (default: keep its size).
+        tile: stylise in overlapping tiles of this many pixels (for huge images; see
+            :mod:`percept.style.tiling`), with ``overlap`` pixels shared by neighbours; the norm statistics come
+            from the image downscaled to ``stats_size`` (default ``tile``), or with ``exact_statistics`` from the
+            whole image at full resolution (about 7 times the work; the result then equals the untiled one).
+        batch_size: images of equal size go through the network together, this many at a time.
+        device: for a model file: where to run it.
+        progress: show a progress bar over images (and tiles).
+
+    Returns:
+        One ``(1, 3, H, W)`` tensor in [0, 1] on the CPU per input, in order.
+    """
+    if isinstance(contents, (str, os.PathLike, Image.Image, torch.Tensor)):
+        contents = [contents]
+    if batch_size < 1:
+        raise PerceptError(f"batch size must be >= 1, got {batch_size}")
+    if size is not None and not 16 <= size <= 16384:
+        raise PerceptError(f"size {size} out of range; use 16 to 16384 pixels")
+    net = model if isinstance(model, TransformNet) else load_transform_net(model, device)
+    style = style_vector(net, style_index=style_index, blend=blend).to(next(net.parameters()).device)
+    images = [_content_tensor(c, size) for c in contents]
+    results: list[torch.Tensor | None] = [None] * len(images)
+    bar = tqdm(total=len(images), desc="stylize", unit="image", disable=not progress or len(images) == 1)
+    try:
+        if tile is not None:
+            for i, image in enumerate(images):
+                results[i] = tiled_forward(net, image, style, tile=tile, overlap=overlap, stats_size=stats_size,
+                                           exact_statistics=exact_statistics, progress=progress)
+                bar.update(1)
+        else:
+            by_size: dict[tuple[int, int], list[int]] = {}
+            for i, image in enumerate(images):
+                by_size.setdefault(tuple(image.shape[-2:]), []).append(i)
+            dev = next(net.parameters()).device
+            with torch.inference_mode():
+                for indices in by_size.values():
+                    for chunk in (indices[j : j + batch_size] for j in range(0, len(indices), batch_size)):
+                        batch = torch.cat([images[i] for i in chunk]).to(dev)
+                        for i, styled in zip(chunk, net(batch, style).float().cpu()):
+                            results[i] = styled.unsqueeze(0)
+                        bar.update(len(chunk))
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
+            raise
+        raise PerceptError("out of memory; lower the batch size, use tiles (e.g. tile 512) or a smaller size") \
+            from None
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------------ ONNX export
+
+
+class FixedStyleNet(nn.Module):
+    """A :class:`TransformNet` with its style weights baked in: ``(B, 3, H, W)`` -> ``(B, 3, H, W)``."""
+
+    def __init__(self, net: TransformNet, style: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("style", style.reshape(1, -1).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.style.expand(x.shape[0], -1))
+
+
+def export_transform_net(
+    model: TransformNet | str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    style_index: int | None = None,
+    blend: Sequence[float] | None = None,
+    opset: int | None = None,
+) -> dict[str, Any]:
+    """Write an ONNX file that stylises float32 RGB ``(B, 3, H, W)`` in [0, 1] (any batch, height and width >= 8)
+    with the chosen style (``style_index`` or ``blend``, baked in), and ``OUT.json`` describing it.
+
+    Made with the TorchScript-based exporter (``dynamo=False``, as :mod:`percept.transfer.export`); before the
+    file is renamed into place, onnxruntime's output on an image of another size (odd, not a multiple of 4,
+    batch 2) must match PyTorch's within :data:`ONNX_TOLERANCE`. Returns the description.
+    """
+    for package in ("onnx", "onnxruntime"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise PerceptError(f"ONNX export needs the {package} package; pip install onnx onnxruntime") from None
+    import onnx
+    import onnxruntime
+
+    out = Path(out)
+    sidecar = out.with_name(out.name + ".json")
+    for target in (out, sidecar):
+        check_writable(target, what="export file", image=False)
+    net = model if isinstance(model, TransformNet) else load_transform_net(model, "cpu")
+    net = net.cpu().eval()
+    style = style_vector(net, style_index=style_index, blend=blend)
+    wrapped = FixedStyleNet(net, style).eval()
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(1, 3, 64, 64, generator=generator)
+    check = torch.rand(2, 3, 45, 71, generator=generator)
+    details: dict[str, Any] = {}
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():  # exporter deprecation, tracer notes on the size checks
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapped, (example,), tmp, dynamo=False, input_names=["image"],
+                              output_names=["stylized"], opset_version=opset, do_constant_folding=True,
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "stylized": {0: "batch", 2: "height", 3: "width"}})
+        proto = onnx.load(tmp)
+        onnx.checker.check_model(proto)
+        session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        got = session.run(["stylized"], {"image": check.numpy()})[0]
+        with torch.no_grad():
+            expected = wrapped(check).numpy()
+        diff = float(np.abs(expected - got).max()) if got.shape == expected.shape else float("inf")
+        if not diff < ONNX_TOLERANCE:
+            raise PerceptError(f"the exported ONNX model does not reproduce the network (max difference {diff:.3g}, "
+                               f"shape {got.shape}); nothing was written")
+        details.update(opset=int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))),
+                       verified_max_abs_diff=diff)
+
+    atomic_write(out, write)
+    record = {
+        "format": "onnx",
+        "file": out.name,
+        "percept_version": __version__,
+        "model": {k: v for k, v in net.metadata.items() if k in ("styles", "architecture", "loss_network")},
+        "style_weights": [round(float(w), 6) for w in style],
+        "input": {"name": "image", "shape": ["B", 3, "H", "W"], "layout": "NCHW", "color": "RGB",
+                  "dtype": "float32", "range": [0.0, 1.0], "min_side": 8},
+        "output": {"name": "stylized", "shape": ["B", 3, "H", "W"], "range": [0.0, 1.0]},
+        **details,
+    }
+    try:
+        atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+    except BaseException:
+        out.unlink(missing_ok=True)  # no model file without its description
+        raise
+    return record
