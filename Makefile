@@ -1,5 +1,5 @@
 # percept: two commands do everything on a fresh machine (no internet needed beyond the package index).
-#   make demo   install into .venv, then stylise the bundled example photo (writes out/demo.png)
+#   make demo   install into .venv, then stylise the bundled example photo (out/demo.png, out/demo_adain.png)
 #   make test   install into .venv, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +25,9 @@ demo: install
 	@mkdir -p out
 	$(VENV)/bin/percept stylize examples/content/chelsea_cat.jpg examples/style/van_gogh_starry_night.jpg \
 		-o out/demo.png --size 256 --iterations 100
-	@echo "demo: stylised image written to $(CURDIR)/out/demo.png"
+	$(VENV)/bin/percept stylize examples/content/chelsea_cat.jpg examples/style/hokusai_great_wave.jpg \
+		-o out/demo_adain.png --size 512 --method adain
+	@echo "demo: stylised images written to $(CURDIR)/out/demo.png (optimisation) and out/demo_adain.png (AdaIN)"
 
 test: install
 	$(PY) -m pytest -q

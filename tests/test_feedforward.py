@@ -310,3 +310,17 @@ def test_onnx_export_matches_torch(tmp_path):
         expected = net(x, [0.25, 0.75]).numpy()
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
     assert json.loads((tmp_path / "net.onnx.json").read_text())["input"]["shape"] == ["B", 3, "H", "W"]
+
+
+def test_time_limit_stops_saves_and_resumes(tmp_path, cat_path, starry_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / cat_path.name).write_bytes(cat_path.read_bytes())
+    record = train_transform_net([starry_path], photos, tmp_path / "run", steps=50, max_minutes=1e-6, **TRAIN)
+    assert record["stopped"] == "time limit" and record["training"]["steps"] == 1  # stops after the first step
+    assert load_transform_net(tmp_path / "run").metadata["training"]["steps"] == 1
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000001.png"]
+    again = train_transform_net([starry_path], photos, tmp_path / "run", steps=3, resume=True, **TRAIN)
+    assert again["stopped"] == "steps" and [h["step"] for h in again["history"]] == [1, 2, 3]
+    with pytest.raises(PerceptError, match="max-minutes must be > 0"):
+        train_transform_net([starry_path], photos, tmp_path / "other", steps=3, max_minutes=0, **TRAIN)

@@ -31,6 +31,9 @@ examples:
   percept stylize photo.jpg scream.jpg -o fast.png --method adain --alpha 0.8     # one forward pass
   percept stylize photo.jpg wave.jpg scream.jpg -o mix.png --method adain --style-blend-weights 0.5,0.5
   percept stylize photo.jpg wave.jpg scream.jpg -o split.png --method adain --mask fg_mask.png
+  percept stylize photo.jpg -o out.png --model starry.pt                        # trained network (train-style)
+  percept stylize photos/ -o styled/ --model styles.pt --blend 0.3,0.7          # a folder, two styles blended
+  percept stylize huge.jpg -o huge_styled.png --model starry.pt --tile 1024     # tiles, no seams
 """
 
 EPILOG_TEXTURE = """\
@@ -156,11 +159,99 @@ ADAIN_PARAMS = {"size", "style_scale", "style_blend_weights", "preserve_color", 
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    if args.model:
+        if args.styles:
+            raise PerceptError(f"--model stylises with the style(s) it was trained on; drop the STYLE image(s) "
+                               f"({', '.join(args.styles)}) or use --method adain for arbitrary styles")
+        if args.method != "optimize":
+            raise PerceptError("--model and --method adain exclude each other; choose one")
+        return _run_model(args)
     if not args.styles:
-        raise PerceptError("give at least one STYLE image after CONTENT")
+        raise PerceptError("give at least one STYLE image after CONTENT (or a trained network with --model)")
     if args.method == "optimize":
         return _run_style(args, texture=False)
     return _run_adain(args)
+
+
+#: Style options that a trained network (--model) uses.
+MODEL_PARAMS = {"size", "device"}
+#: Images of a folder read and stylised together (bounds memory for large folders).
+MODEL_CHUNK = 32
+
+
+def _model_inputs(content: str, output: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every image of a folder into the output folder as NAME.png."""
+    from .image import check_writable
+    from .style.feedforward import IMAGE_EXTENSIONS
+
+    source = Path(content)
+    if not source.is_dir():
+        return [(source, check_writable(output))]
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not images:
+        raise PerceptError(f"no .jpg or .png images in folder {content!r}")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise PerceptError(f"CONTENT is a folder, so -o must be a folder too; {output!r} is a file")
+    if not folder.parent.is_dir():
+        raise PerceptError(f"folder {str(folder.parent)!r} does not exist; create it first")
+    folder.mkdir(exist_ok=True)
+    return [(p, check_writable(folder / f"{p.stem}.png")) for p in images]
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    import time
+
+    from .image import save_image
+    from .style.feedforward import load_transform_net, style_vector, stylize_with_model
+
+    if args.save_every or args.timelapse:
+        raise PerceptError("--save-every and --timelapse show optimisation steps; a trained network has none")
+    settings = _settings(args, texture=False)
+    ignored = sorted(set(settings) - MODEL_PARAMS)
+    if ignored:
+        warnings.warn(f"--model ignores {', '.join('--' + n.replace('_', '-') for n in ignored)}", stacklevel=1)
+    pairs = _model_inputs(args.content, args.output)
+    net = load_transform_net(args.model, settings.get("device", "auto"))
+    style = style_vector(net, style_index=args.style_index, blend=args.blend)
+    names = [s.get("name", "?") for s in net.metadata.get("styles", [])]
+    options = ["--model", args.model]
+    if args.style_index is not None:
+        options += ["--style-index", str(args.style_index)]
+    if args.blend is not None:
+        options += ["--blend", ",".join(map(str, args.blend))]
+    if "size" in settings:
+        options += ["--size", str(settings["size"])]
+    if args.tile:
+        options += ["--tile", str(args.tile), "--overlap", str(args.overlap)]
+        options += ["--exact-statistics"] if args.exact_statistics else []
+    started = time.perf_counter()
+    for start in range(0, len(pairs), MODEL_CHUNK):
+        chunk = pairs[start : start + MODEL_CHUNK]
+        t0 = time.perf_counter()
+        results = stylize_with_model([src for src, _ in chunk], net, style_index=args.style_index, blend=args.blend,
+                                     size=settings.get("size"), tile=args.tile, overlap=args.overlap,
+                                     exact_statistics=args.exact_statistics, batch_size=args.batch_size,
+                                     progress=not args.quiet)
+        seconds = (time.perf_counter() - t0) / len(chunk)
+        for (src, dst), image in zip(chunk, results):
+            record = {
+                "percept_version": __version__, "kind": "stylize (trained network)",
+                "device": str(next(net.parameters()).device), "weights_id": Path(args.model).name,
+                "params": {"model": args.model, "styles": names, "style_weights": [round(float(w), 6) for w in style],
+                           "size": settings.get("size"), "tile": args.tile, "overlap": args.overlap if args.tile else None,
+                           "exact_statistics": args.exact_statistics},
+                "model": {k: net.metadata.get(k) for k in ("styles", "architecture", "loss_network")},
+                "command": shlex.join(["percept", "stylize", str(src), "-o", str(dst), *options]),
+                "seconds": round(seconds, 3),
+            }
+            save_image(image, dst, record)
+    total = time.perf_counter() - started
+    w, h = results[-1].shape[-1], results[-1].shape[-2]
+    what = f"{pairs[0][1]} ({w}x{h})" if len(pairs) == 1 else f"{len(pairs)} images to {args.output}/"
+    mix = ", ".join(f"{n} {float(x):.2f}" for n, x in zip(names, style) if float(x) > 0)
+    print(f"wrote {what} in {total:.1f}s (trained network; style: {mix})")
+    return 0
 
 
 def _run_adain(args: argparse.Namespace) -> int:
@@ -252,9 +343,38 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_info(args: argparse.Namespace) -> int:
+    from .style.feedforward import load_transform_net
+
+    net = load_transform_net(args.image)
+    meta = net.metadata
+    if args.json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return 0
+    t, loss = meta.get("training", {}), meta.get("loss_network", {})
+    print(f"percept transform network (format {meta.get('format_version')}, percept {meta.get('percept_version')}): "
+          f"{net.num_styles} style(s), channels {list(net.channels)}")
+    for i, style in enumerate(meta.get("styles", [])):
+        print(f"  style {i}: {style.get('name')} ({style.get('file')}, sha256 {str(style.get('sha256'))[:12]}...)")
+    if t:
+        print(f"trained {t.get('steps')} steps of {t.get('batch_size')} crops of {t.get('size')} px from "
+              f"{t.get('content_images')} photos; lr {t.get('lr')}; weights content {t.get('content_weight')}, "
+              f"style {t.get('style_weight')}, tv {t.get('tv_weight')}; amp {t.get('amp')}")
+        if t.get("final_losses"):
+            print("final losses: " + ", ".join(f"{k} {v:.4g}" for k, v in t["final_losses"].items()))
+    if loss:
+        print(f"loss network: {loss.get('weights_id')}; content {loss.get('content_layers')}, style "
+              f"{loss.get('style_layers')}")
+    pick = "" if net.num_styles == 1 else " --style-index K  (or --blend W1,W2,...)"
+    print(f"use it: percept stylize PHOTO.jpg -o OUT.png --model {args.image}{pick}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .image import load_image, read_metadata
 
+    if Path(args.image).suffix.lower() == ".pt" or Path(args.image).is_dir():
+        return _model_info(args)
     load_image(args.image, what="image")
     record = read_metadata(args.image)
     if not record:
@@ -427,6 +547,37 @@ def _cmd_train_adain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_folder(model: Path) -> Path:
+    """Where ``train-style -o MODEL.pt`` keeps its checkpoint, samples and train.json: ``MODEL_training/``."""
+    return model.with_name(model.stem + "_training")
+
+
+def _cmd_train_style(args: argparse.Namespace) -> int:
+    from .style.feedforward import train_transform_net
+
+    model = Path(args.output)
+    if model.suffix.lower() != ".pt":
+        raise PerceptError(f"model file {args.output!r} must end in .pt")
+    folder = _training_folder(model)
+    record = train_transform_net(
+        args.styles, args.content_dir, folder, model_file=model, size=args.size, style_size=args.style_size,
+        steps=args.steps, batch_size=args.batch_size or 4, lr=args.lr, lr_schedule=args.lr_schedule,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        network=args.network, weights=args.weights,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, sample_content=args.sample_content,
+        seed=args.seed, device=args.device, amp=args.amp, workers=args.workers, resume=args.resume,
+        max_minutes=args.max_minutes, progress=not args.quiet,
+    )
+    losses, steps = record["training"]["final_losses"], record["training"]["steps"]
+    stop = " (time limit; --resume --max-minutes M goes on)" if record["stopped"] == "time limit" else ""
+    print(f"trained {steps} steps{stop} in {record['seconds']:.1f}s on {record['device']}; losses (mean of the last "
+          f"100 steps): content {losses['content']:.4g}, style {losses['style']:.4g}, tv {losses['tv']:.4g}")
+    print(f"wrote {model} (samples, checkpoint and train.json in {folder}/)")
+    styles = "" if len(args.styles) == 1 else " --style-index 0"
+    print(f"use it: percept stylize PHOTO.jpg -o OUT.png --model {model}{styles}")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .transfer import predict
 
@@ -468,6 +619,10 @@ FILE.json names the classes and the preprocessing (resize shorter side, centre c
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    if Path(args.run).is_file():  # a style network from train-style
+        return _export_style_net(args)
+    if args.style_index is not None or args.blend is not None:
+        raise PerceptError("--style-index and --blend apply to style networks (MODEL.pt from train-style)")
     from .transfer.export import export_run
 
     record = export_run(args.run, args.output, format=args.format, opset=args.opset)
@@ -476,6 +631,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     pre = record["preprocessing"]
     print(f"wrote {args.output} ({fmt}; {len(record['classes'])} classes; input {shape} RGB in [0, 1] after resize "
           f"{pre['resize']} + centre crop {pre['crop']}; output probabilities) and {args.output}.json")
+    return 0
+
+
+def _export_style_net(args: argparse.Namespace) -> int:
+    from .style.feedforward import export_transform_net
+
+    if args.format != "onnx":
+        raise PerceptError("style networks export to ONNX only; drop --format torchscript")
+    record = export_transform_net(args.run, args.output, style_index=args.style_index, blend=args.blend,
+                                  opset=args.opset)
+    print(f"wrote {args.output} (onnx opset {record['opset']}; float32 (B, 3, H, W) RGB in [0, 1] -> stylised, any "
+          f"size >= 8 px; style weights {record['style_weights']}; max difference to PyTorch "
+          f"{record['verified_max_abs_diff']:.1e}) and {args.output}.json")
     return 0
 
 
@@ -519,6 +687,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "the second (default: off)")
     g.add_argument("--decoder", metavar="NAME|FILE", help="AdaIN decoder: a name from `percept models` or a file "
                    "from `percept train-adain` (default: the shipped decoder)")
+    g = p.add_argument_group("trained-network options (--model; also size (default: keep the image's size), "
+                             "device). CONTENT may be a folder: -o is then a folder")
+    g.add_argument("--model", metavar="MODEL.pt", help="a network from `percept train-style`: one forward pass "
+                   "per image, no STYLE argument (default: off)")
+    g.add_argument("--style-index", type=int, default=None, metavar="K",
+                   help="which style of a multi-style network, 0-based (see `percept info MODEL.pt`)")
+    g.add_argument("--blend", type=_parse_list(float), default=None, metavar="W1,W2,...",
+                   help="blend the styles of a multi-style network with these weights (normalised to sum 1)")
+    g.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="stylise in overlapping N-pixel tiles, for images too large for memory (e.g. 1024); "
+                   "the tiles share whole-image normalisation statistics, so there are no seams (default: off)")
+    g.add_argument("--overlap", type=int, default=96, help="pixels shared by neighbouring tiles (default: 96)")
+    g.add_argument("--exact-statistics", action="store_true",
+                   help="with --tile: compute the normalisation statistics on the full-resolution image (about 7x "
+                   "the work; output then equals the untiled one) instead of a downscaled copy (default: off)")
+    g.add_argument("--batch-size", type=int, default=4,
+                   help="images of equal size stylised together (default: 4)")
     _add_param_options(p, texture=False)
     p.set_defaults(func=_cmd_stylize)
 
@@ -666,13 +851,18 @@ def build_parser() -> argparse.ArgumentParser:
         "is reloaded and checked against percept's model before it is renamed into place.",
         epilog=EPILOG_EXPORT,
     )
-    p.add_argument("run", metavar="RUN", help="run folder (from percept train)")
+    p.add_argument("run", metavar="RUN|MODEL.pt", help="run folder (from percept train) or style network (from "
+                   "percept train-style)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="model file to write, e.g. model.onnx or model.pt; FILE.json is written beside it (required)")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
                    help="onnx (needs pip install onnx onnxruntime, or 'percept[export]') or torchscript "
                    "(torch.jit.load; traced) (default: onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: torch's, 20)")
+    p.add_argument("--style-index", type=int, default=None, metavar="K",
+                   help="style network with several styles: bake in style K (default: its only style)")
+    p.add_argument("--blend", type=_parse_list(float), default=None, metavar="W1,W2,...",
+                   help="style network with several styles: bake in this blend (default: off)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("augment-preview", help="draw a grid of augmented training samples", formatter_class=fmt,
@@ -717,12 +907,65 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compute_options(p, batch="8", cache=False)
     p.set_defaults(func=_cmd_train_adain)
 
+    p = sub.add_parser(
+        "train-style", help="train a feed-forward style network (Johnson et al.; several styles: Dumoulin et al.)",
+        formatter_class=fmt,
+        description="Trains the transform network of Johnson, Alahi & Fei-Fei (2016) to paint photos in the style "
+        "of STYLE in one forward pass, with the perceptual loss of percept stylize (content at relu2_2, Gram style "
+        "at relu1_2..relu4_3 of VGG-16, total variation). Several STYLE images train one network with conditional "
+        "instance norm (Dumoulin et al. 2017): pick or blend them with stylize --style-index/--blend. Writes "
+        "MODEL.pt at every checkpoint and keeps checkpoint.pt, samples/ and train.json in MODEL_training/. "
+        "Quality recipe (the paper): photos such as COCO train2014 (80k), --size 256, --steps 40000, a GPU "
+        "(mixed precision and channels-last on CUDA by default); the paper took about 4 h on a 2016 GPU. On a CPU, --size 128 "
+        "--amp --max-minutes 20 gives a usable network (see docs/feedforward.md).",
+        epilog="examples:\n"
+        "  percept train-style starry.jpg --content-dir coco/train2014 -o starry.pt --device cuda\n"
+        "  percept train-style starry.jpg --content-dir photos/ -o starry.pt --size 128 --amp --max-minutes 20\n"
+        "  percept train-style wave.jpg scream.jpg udnie.jpg --content-dir coco/ -o three.pt   # one network\n"
+        "  percept train-style starry.jpg --content-dir photos/ -o starry.pt --resume --steps 60000\n"
+        "  percept stylize photo.jpg -o out.png --model three.pt --blend 0.5,0.5,0",
+    )
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several train one multi-style network")
+    p.add_argument("--content-dir", required=True, metavar="DIR", help="photos, searched recursively (required)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="model file to write (required)")
+    p.add_argument("--steps", type=int, default=40000, help="training steps (batches) in all (default: 40000)")
+    p.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help="stop after M minutes, saving the network; --resume continues (default: off)")
+    p.add_argument("--size", type=int, default=256, help="side of the square training crops, px (default: 256)")
+    p.add_argument("--style-size", type=int, default=None, help="longest side of the style image(s) for the "
+                   "Gram matrices (default: --size)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
+                   help="constant (Johnson et al.) or linear decay to 0 at --steps, for short runs (default: constant)")
+    p.add_argument("--content-weight", type=float, default=1.0, help="content loss weight (default: 1.0)")
+    p.add_argument("--style-weight", type=float, default=3.0, help="style loss weight; higher = stronger style "
+                   "(default: 3.0)")
+    p.add_argument("--tv-weight", type=float, default=10.0, help="total-variation weight (smoothness) (default: 10.0)")
+    p.add_argument("--network", choices=("vgg16", "vgg19"), default="vgg16", help="loss network (default: vgg16)")
+    p.add_argument("--weights", default=None, metavar="NAME|FILE", help="loss network weights (default: the "
+                   "network's default in `percept models`)")
+    p.add_argument("--sample-every", type=int, default=500, metavar="N",
+                   help="write MODEL_training/samples/step_N.png every N steps (default: 500)")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                   help="save MODEL.pt and the checkpoint every N steps (default: 500)")
+    p.add_argument("--sample-content", metavar="PHOTO", help="photo the samples show (default: the first photo)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision: float16 on CUDA, bfloat16 on CPU (default: on for CUDA, off elsewhere)")
+    p.add_argument("--workers", type=int, default=None, help="image-loading processes (default: 0 on CPU, up to "
+                   "8 on a GPU)")
+    p.add_argument("--resume", action="store_true", help="continue the training in MODEL_training/ (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_compute_options(p, batch="4", cache=False)
+    p.set_defaults(func=_cmd_train_style)
+
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("info", help="show the parameters recorded in an output image and how to reproduce it")
-    p.add_argument("image", metavar="IMAGE", help="a PNG written by percept")
+    p = sub.add_parser("info", help="show the parameters recorded in an output image (and how to reproduce it) "
+                       "or in a style network")
+    p.add_argument("image", metavar="IMAGE|MODEL.pt", help="a PNG written by percept, or a network from "
+                   "percept train-style")
     p.add_argument("--json", action="store_true", help="print the whole record as JSON (default: off)")
     p.set_defaults(func=_cmd_info)
     return parser
