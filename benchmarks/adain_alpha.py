@@ -9,7 +9,7 @@ monotonic when both losses fall at every step of alpha.
 Prints one JSON object (per style: losses per alpha, monotonic flags, seconds) and, with ``--sheet``, writes a
 contact sheet: content, then each style and its alpha=1 result, downsized to ``--thumb`` px.
 
-    .venv/bin/python benchmarks/adain_alpha.py --styles ../shared/data/style --sheet docs/images/adain_all_styles.png
+    .venv/bin/python benchmarks/adain_alpha.py --styles ../shared/data/style --sheet docs/images/adain_all_styles_512.jpg
 """
 
 from __future__ import annotations

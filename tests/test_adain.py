@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import math
 
 import pytest
 import torch
@@ -271,3 +272,14 @@ def test_training_lowers_the_loss_resumes_exactly_and_writes_a_usable_decoder(
 
     result = stylize_adain(cat_path, starry_path, decoder=tmp_path / "a.pth", size=48, device="cpu")
     assert result.params["decoder"]["params"]["steps"] == 4 and len(result.params["decoder"]["sha256"]) == 64
+
+
+def test_mixed_precision_training_on_cpu(tmp_path, crops, cat_path, starry_path):
+    """--amp on the CPU trains in bfloat16 autocast, channels-last, and still lowers the (float32) loss."""
+    crops(cat_path, tmp_path / "content", 1, 0)
+    crops(starry_path, tmp_path / "style", 1, 1)
+    record = train_adain(tmp_path / "content", tmp_path / "style", tmp_path / "amp.pth", steps=4, batch_size=1,
+                         size=64, load_size=64, log_every=1, device="cpu", amp=True)
+    totals = [h["total"] for h in record["history"]]
+    assert record["params"]["amp"] == "bfloat16" and all(math.isfinite(t) for t in totals)
+    assert totals[-1] < 0.9 * totals[0], totals

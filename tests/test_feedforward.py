@@ -324,3 +324,15 @@ def test_time_limit_stops_saves_and_resumes(tmp_path, cat_path, starry_path):
     assert again["stopped"] == "steps" and [h["step"] for h in again["history"]] == [1, 2, 3]
     with pytest.raises(PerceptError, match="max-minutes must be > 0"):
         train_transform_net([starry_path], photos, tmp_path / "other", steps=3, max_minutes=0, **TRAIN)
+
+
+def test_mixed_precision_training_on_cpu(tmp_path, cat_path, starry_path):
+    """amp=True on the CPU: bfloat16 autocast and channels-last, finite float32 losses, recorded in the model."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / cat_path.name).write_bytes(cat_path.read_bytes())
+    record = train_transform_net([starry_path], photos, tmp_path / "run", steps=3, amp=True, **TRAIN)
+    assert record["training"]["amp"] == "bfloat16"
+    assert all(np.isfinite(h["total"]) for h in record["history"])
+    net = load_transform_net(tmp_path / "run")
+    assert net.metadata["training"]["amp"] == "bfloat16" and net(torch.rand(1, 3, 32, 32)).dtype == torch.float32

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from percept.cli import build_parser
+from percept.device import amp_dtype
 from percept.errors import InterruptedRun, PerceptError
 from percept.transfer import evaluate, train_features
 from percept.transfer import finetune as ft
@@ -77,10 +78,10 @@ def test_scratch_baseline_has_random_weights_and_trains_everything_at_one_lr(dat
 
 
 def test_amp_dtype_choice_and_bfloat16_training_on_cpu(dataset, tmp_path):
-    assert ft.amp_dtype(None, torch.device("cpu")) is None
-    assert ft.amp_dtype(None, torch.device("cuda")) is torch.float16
-    assert ft.amp_dtype(True, torch.device("cpu")) is torch.bfloat16
-    assert ft.amp_dtype(False, torch.device("cuda")) is None
+    assert amp_dtype(None, torch.device("cpu")) is None
+    assert amp_dtype(None, torch.device("cuda")) is torch.float16
+    assert amp_dtype(True, torch.device("cpu")) is torch.bfloat16
+    assert amp_dtype(False, torch.device("cuda")) is None
     record = ft.train_finetune(dataset, tmp_path / "run", amp=True, augment="none",
                                **{**TINY, "epochs": 1})
     assert record["params"]["amp"] == "bfloat16"

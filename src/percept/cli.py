@@ -537,7 +537,7 @@ def _cmd_train_adain(args: argparse.Namespace) -> int:
         args.content_dir, args.style_dir, args.output, steps=args.steps, batch_size=args.batch_size or 8, lr=args.lr,
         size=args.size, content_weight=args.content_weight, style_weight=args.style_weight, init=args.init,
         seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, workers=args.workers,
-        resume=args.resume, progress=not args.quiet,
+        amp=args.amp, resume=args.resume, progress=not args.quiet,
     )
     losses = record["final_losses"]
     print(f"trained an AdaIN decoder for {args.steps} steps in {record['seconds']:.1f}s on {record['device']}; "
@@ -902,6 +902,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write OUT.ckpt every N steps for --resume (default: 1000)")
     p.add_argument("--workers", type=int, default=None, help="image-loading processes (default: 0 on CPU, up to "
                    "8 on a GPU)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision: float16 on CUDA, bfloat16 on CPU (default: on for CUDA, off elsewhere)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted training (default: off)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_compute_options(p, batch="8", cache=False)

@@ -35,3 +35,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise PerceptError(f"device {device!r} requested but MPS is not available here; use --device auto or cpu")
     return dev
+
+
+def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for mixed precision: ``amp=None`` means on for CUDA only; float16 (with loss scaling) on
+    CUDA and MPS, bfloat16 on the CPU; ``None`` returned means full precision."""
+    if amp is None:
+        amp = device.type == "cuda"
+    if not amp:
+        return None
+    return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import resolve_device
+from ..device import amp_dtype, resolve_device
 from ..errors import InterruptedRun, PerceptError
 from ..image import atomic_write, check_writable, fit_size, load_image, resize, save_image, to_tensor
 from ..losses import content_loss, gram_matrix, style_loss, tv_loss
@@ -200,16 +200,6 @@ class TrainStep:
     losses: dict[str, float]  # "content", "style", "tv" (unweighted), "total" (weighted), for this batch
     style_index: list[int]  # the style of each sample of the batch
     seconds: float  # since this call started
-
-
-def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
-    """The rule of :func:`percept.transfer.finetune.amp_dtype` (not imported: that module loads scikit-learn):
-    ``None`` = on for CUDA only; float16 on CUDA/MPS, bfloat16 on CPU; ``None`` returned = full precision."""
-    if amp is None:
-        amp = device.type == "cuda"
-    if not amp:
-        return None
-    return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
 
 
 def _file_record(path: Path) -> dict[str, str]:

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import resolve_device
+from ..device import amp_dtype, resolve_device
 from ..errors import InterruptedRun, PerceptError
 from ..image import atomic_write, load_image
 from .augment import batch_mixer, get_augment, image_transform
@@ -240,16 +240,6 @@ def prepare_training(data: str | Path, *, backbone: str = "efficientnet_lite0", 
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     return Training(split, model, train_loader, val_loader, batch_mixer(aug, len(split.classes)), loss_fn, aug,
                      dev, ctx, reused)
-
-
-def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``amp=None`` means on for CUDA only; float16 (with loss scaling) on CUDA/MPS, bfloat16
-    on CPU; ``None`` = full precision."""
-    if amp is None:
-        amp = device.type == "cuda"
-    if not amp:
-        return None
-    return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
 
 
 def _epoch(model: nn.Module, t: Training, optimizer, scheduler, scaler, dtype, bar) -> float:
