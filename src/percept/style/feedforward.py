@@ -382,7 +382,8 @@ def train_transform_net(
                          "content_layers": params["content_layers"], "style_layers": params["style_layers"]},
     }
     autocast = torch.autocast(dev.type, dtype=dtype) if dtype is not None else nullcontext()
-    bar = tqdm(total=steps, initial=step, desc=f"train {len(style_paths)} style(s)", unit="step",
+    limit = f", stops after {max_minutes:g} min" if max_minutes is not None else ""
+    bar = tqdm(total=steps, initial=step, desc=f"train {len(style_paths)} style(s){limit}", unit="step",
                disable=not progress, dynamic_ncols=True)
     saved_step = step
     net.train()
