@@ -81,8 +81,9 @@ def linear_head(pipeline: Any) -> nn.Linear:
     return layer
 
 
-def _run_geometry(run: Run) -> tuple[nn.Module, nn.Module, int, int]:
-    """The run's (body, head, resize, crop) on the CPU."""
+def run_network(run: Run) -> tuple[nn.Module, nn.Module, int, int]:
+    """The run as networks on the CPU: ``(body, head, resize, crop)``; ``head(body(x))`` are the class logits of
+    RGB ``x`` in [0, 1] ``(B, 3, crop, crop)``, evaluated after resizing the short side to ``resize``."""
     if run.record["strategy"] == "features":
         from .backbones import get_backbone
 
@@ -98,7 +99,7 @@ def _run_geometry(run: Run) -> tuple[nn.Module, nn.Module, int, int]:
 def exportable_model(run: Run) -> nn.Module:
     """One module: float32 ``(B, 3, crop, crop)`` RGB in [0, 1] -> class probabilities ``(B, K)``, in eval mode
     on the CPU, equal to ``run.probabilities`` for the centre view."""
-    body, head, _, _ = _run_geometry(run)
+    body, head, _, _ = run_network(run)
     model = ExportedClassifier(body, head).cpu().eval()
     model.requires_grad_(False)
     return model
@@ -182,7 +183,7 @@ def export_run(run_path: str | os.PathLike, output: str | os.PathLike, *, format
     for target in (output, _sidecar(output)):
         check_writable(target, image=False)
     run = load_run(run_path, "cpu")
-    body, head, resize, crop = _run_geometry(run)
+    body, head, resize, crop = run_network(run)
     model = ExportedClassifier(body, head).cpu().eval()
     model.requires_grad_(False)
     generator = torch.Generator().manual_seed(0)

@@ -1,0 +1,96 @@
+"""The foundation of percept.understand: loading any classifier, class lookup, and hooks that never outlive a call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from percept.errors import PerceptError
+from percept.image import load_image
+from percept.transfer import predict, train_features
+from percept.understand import capture, get_layer, load_classifier, no_inplace
+
+IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}  # indices 281-285
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_classifier("efficientnet_lite0")
+
+
+def _all_hooks(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+def test_imagenet_classifier_sees_the_cat(lite0, cat_path):
+    assert lite0.id == "efficientnet_lite0:imagenet" and (lite0.resize, lite0.crop) == (256, 224)
+    assert len(lite0.classes) == 1000 and lite0.classes[281] == "tabby"
+    x = lite0.prepare(load_image(cat_path))
+    assert x.shape == (1, 3, 224, 224) and 0 <= float(x.min()) and float(x.max()) <= 1
+    top = lite0.top(x, k=3)[0]
+    assert top[0][0] in IMAGENET_CATS and sum(p for c, p in top if c in IMAGENET_CATS) > 0.5, top
+    assert not any(p.requires_grad for p in lite0.model.parameters())
+
+
+def test_class_lookup_by_name_or_index_and_clear_errors(lite0):
+    assert lite0.class_index("tabby") == 281 and lite0.class_index("TABBY") == 281
+    assert lite0.class_index(285) == 285 and lite0.class_index("285") == 285
+    with pytest.raises(PerceptError, match="class index 1000 out of range.*0..999"):
+        lite0.class_index(1000)
+    with pytest.raises(PerceptError, match=r"unknown class 'tabby kat'.*did you mean 'tabby'"):
+        lite0.class_index("tabby kat")
+
+
+def test_capture_records_layers_keeps_the_graph_and_removes_its_hooks(lite0, cat_path):
+    x = lite0.prepare(load_image(cat_path)).requires_grad_(True)
+    before = _all_hooks(lite0.model)
+    with capture(lite0.model, ["_blocks.3", "_bn1"]) as acts:
+        logits = lite0.model(x)
+    assert acts["_blocks.3"].shape == (1, 40, 28, 28) and acts["_bn1"].shape == (1, 1280, 7, 7)
+    # the head's ReLU6 is in place in the model; captured pre-activations must keep their negative values
+    assert float(acts["_bn1"].detach().min()) < 0 and lite0.model.act.inplace is True
+    # still in the graph: a layer's activation can be differentiated with respect to the input
+    acts["_blocks.3"].sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert _all_hooks(lite0.model) == before and logits.shape == (1, 1000)
+
+
+def test_hooks_and_inplace_flags_are_restored_after_an_error(lite0):
+    with pytest.raises(RuntimeError):
+        with capture(lite0.model, ["_blocks.0"]), no_inplace(lite0.model):
+            assert lite0.model.act.inplace is False
+            lite0.model(torch.rand(1, 4, 32, 32))  # wrong channel count
+    assert _all_hooks(lite0.model) == 0 and lite0.model.act.inplace is True
+
+
+def test_bad_layer_or_classifier_names_are_one_line_errors(lite0, monkeypatch):
+    with pytest.raises(PerceptError, match=r"unknown layer '_block.3'.*did you mean _blocks.3"):
+        get_layer(lite0.model, "_block.3")
+    with pytest.raises(PerceptError, match="unknown classifier 'resnet9000'.*efficientnet_lite0"):
+        load_classifier("resnet9000")
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("no internet")
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    with pytest.raises(PerceptError, match="cannot load torchvision's resnet18.*offline, use efficientnet_lite0") as err:
+        load_classifier("resnet18")
+    assert "\n" not in str(err.value)
+
+
+def test_a_trained_run_is_a_classifier_with_its_own_classes(tmp_path, crops, cat_path, rocket_path):
+    data = tmp_path / "data"
+    for split, n, seed in (("train", 4, 0), ("val", 2, 1)):
+        crops(cat_path, data / split / "cat", n, seed)
+        crops(rocket_path, data / split / "rocket", n, seed + 10)
+    run = tmp_path / "run"
+    train_features(data, run, backbone="alexnet", classifier="logreg", C=1.0, device="cpu", cache_dir=tmp_path / "c")
+    classifier = load_classifier(run)
+    assert classifier.classes == ["cat", "rocket"] and classifier.id == str(run)
+    images = sorted(data.glob("val/*/*.jpg"))
+    expected = predict(run, images, top_k=2, device="cpu", cache_dir=tmp_path / "c")
+    for path, result in zip(images, expected):
+        probs = classifier.model(classifier.prepare(load_image(path))).softmax(dim=1)[0]
+        np.testing.assert_allclose(probs.numpy(), [dict(result["top"])[c] for c in ("cat", "rocket")], atol=1e-4)
