@@ -94,3 +94,43 @@ def test_a_trained_run_is_a_classifier_with_its_own_classes(tmp_path, crops, cat
     for path, result in zip(images, expected):
         probs = classifier.model(classifier.prepare(load_image(path))).softmax(dim=1)[0]
         np.testing.assert_allclose(probs.numpy(), [dict(result["top"])[c] for c in ("cat", "rocket")], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ filters, activations
+
+
+def test_first_layer_filters_are_the_stem_in_rgb_order():
+    from percept.models import get_feature_net
+    from percept.understand.filters import filter_grid, first_layer_filters
+
+    alexnet = get_feature_net("alexnet")  # torchvision weights, RGB
+    filters = first_layer_filters(alexnet)
+    assert filters.shape == (64, 3, 11, 11) and torch.equal(filters, alexnet.layers["conv1"].weight.detach())
+    gatys = get_feature_net("vgg19", "gatys")  # Caffe weights: BGR input, shown flipped back to RGB
+    assert torch.equal(first_layer_filters(gatys), gatys.layers["conv1_1"].weight.detach().flip(1))
+    grid = filter_grid(filters, columns=8, cell=22, padding=2)
+    assert grid.shape == (1, 3, 8 * 24 + 2, 8 * 24 + 2) and 0 <= float(grid.min()) and float(grid.max()) <= 1
+    # one shared scale around grey: the strongest weight of all reaches 0 or 1, a zero filter stays grey
+    zero = filter_grid(torch.cat([filters[:1], torch.zeros(1, 3, 11, 11)]), columns=2, cell=11, padding=0)
+    assert torch.allclose(zero[..., 11:], torch.full_like(zero[..., 11:], 0.5))
+    with pytest.raises(PerceptError, match="filters must be"):
+        filter_grid(torch.zeros(4, 1, 3, 3))
+
+
+def test_activation_maps_of_a_layer_and_their_grid(lite0, cat_path):
+    from percept.models import get_feature_net
+    from percept.understand.activations import activation_maps, maps_grid, strongest_channels
+
+    x = lite0.prepare(load_image(cat_path))
+    maps = activation_maps(lite0.model, x, "_blocks.3")
+    assert maps.shape == (40, 28, 28) and _all_hooks(lite0.model) == 0
+    top = strongest_channels(maps, 8)
+    assert len(top) == 8 and maps[top[0]].mean() >= maps[top[-1]].mean() >= maps.mean(dim=(1, 2)).median()
+    grid = maps_grid(maps, top, columns=4, cell=56)
+    assert grid.shape == (1, 3, 2 * 58 + 2, 4 * 58 + 2)
+    vgg = get_feature_net("vgg19", "gatys")
+    assert activation_maps(vgg, x, "relu2_1").shape == (128, 112, 112)
+    with pytest.raises(PerceptError, match="unknown layer 'relu9_1'"):
+        activation_maps(vgg, x, "relu9_1")
+    with pytest.raises(PerceptError, match="channel 99 out of range; the layer has 40"):
+        maps_grid(maps, [99])

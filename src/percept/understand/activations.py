@@ -1,0 +1,63 @@
+"""Activation maps: where in an image each channel of a layer responds."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid
+
+from ..errors import PerceptError
+from ..models import FeatureNet
+from .hooks import capture
+
+
+def activation_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Tensor:
+    """The output of ``layer`` for ``image`` ``(1, 3, H, W)`` in [0, 1]: ``(C, h, w)``, float32 on the CPU.
+
+    ``layer`` is a module name of ``model`` (see :func:`percept.understand.hooks.layer_names`), or for a
+    :class:`~percept.models.FeatureNet` one of its layer names (``relu3_1``); it must produce a feature map.
+    """
+    if image.dim() != 4 or image.shape[:2] != (1, 3):
+        raise PerceptError(f"image must be (1, 3, H, W) RGB in [0, 1], got {tuple(image.shape)}")
+    device = next(model.parameters()).device
+    if isinstance(model, FeatureNet):  # named layers of its own (relu1_1, ...); it stops at the deepest asked
+        with torch.no_grad():
+            out = model(image.to(device), model.validate_layers([layer]))[layer]
+    else:
+        with torch.no_grad(), capture(model, [layer], detach=True) as acts:
+            model(image.to(device))
+        out = acts[layer]
+    if out.dim() != 4:
+        raise PerceptError(f"layer {layer!r} gives a tensor of shape {tuple(out.shape)}, not a feature map; "
+                           "choose a convolutional layer")
+    return out[0].float().cpu()
+
+
+def strongest_channels(maps: torch.Tensor, count: int) -> list[int]:
+    """Indices of the ``count`` channels of ``maps`` ``(C, h, w)`` with the largest mean activation."""
+    return maps.mean(dim=(1, 2)).argsort(descending=True)[:count].tolist()
+
+
+def maps_grid(maps: torch.Tensor, channels: list[int], *, columns: int = 8, cell: int = 96,
+              colormap: str = "viridis") -> torch.Tensor:
+    """Draw the chosen channels of ``maps`` ``(C, h, w)`` as one image ``(1, 3, H, W)`` in [0, 1].
+
+    Each map is scaled to its own [min, max], coloured with a matplotlib colormap and enlarged to ``cell``
+    pixels on its longer side (bilinear).
+    """
+    from matplotlib import colormaps
+
+    if not channels:
+        raise PerceptError("no channels to draw")
+    bad = [c for c in channels if not 0 <= c < maps.shape[0]]
+    if bad:
+        raise PerceptError(f"channel {bad[0]} out of range; the layer has {maps.shape[0]} channels")
+    chosen = maps[channels]
+    low = chosen.amin(dim=(1, 2), keepdim=True)
+    span = (chosen.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
+    normed = ((chosen - low) / span).numpy()
+    coloured = torch.from_numpy(colormaps[colormap](normed)[..., :3]).permute(0, 3, 1, 2).float()
+    h, w = maps.shape[-2:]
+    size = (cell, max(1, round(cell * w / h))) if h >= w else (max(1, round(cell * h / w)), cell)
+    coloured = nn.functional.interpolate(coloured, size=size, mode="bilinear", align_corners=False)
+    return make_grid(coloured, nrow=columns, padding=2, pad_value=1.0).unsqueeze(0)
