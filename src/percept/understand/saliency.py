@@ -1,0 +1,142 @@
+"""Saliency: which pixels a classifier's decision depends on, by one call signature for every method.
+
+``saliency(classifier, image, method=..., target=...)`` returns a map ``(H, W)`` over the input, >= 0, larger
+where the class score depends more on the image:
+
+* ``gradient`` (Simonyan et al. 2014): ``max_c |d score / d x_c|``.
+* ``smoothgrad`` (Smilkov et al. 2017): the gradient map averaged over ``samples`` noisy copies
+  (noise std ``noise`` x the input range), in batches of ``batch_size``.
+* ``gradcam`` (Selvaraju et al. 2017): the ReLU of a layer's activations weighted by the spatial mean of the
+  score's gradient with respect to them, upsampled bilinearly; default layer: the last feature map.
+* ``occlusion`` (Zeiler & Fergus 2014): the drop of the class probability when a ``window`` x ``window`` patch
+  (every ``stride`` pixels) is replaced by the ``baseline`` (``mean`` colour, ``blur``-red image, ``zero``), averaged
+  over the windows covering each pixel; occluded copies are evaluated ``batch_size`` at a time.
+
+The score is the class logit (probability for occlusion); ``target`` is a class name or index (default: the top
+class).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import PerceptError
+from .classifier import Classifier
+from .hooks import capture, no_inplace
+
+METHODS = ("gradient", "smoothgrad", "gradcam", "occlusion")
+BASELINES = ("mean", "blur", "zero")
+
+
+def target_index(classifier: Classifier, image: torch.Tensor, target: str | int | None) -> int:
+    """``target`` as a class index; ``None`` means the classifier's top class for ``image``."""
+    if target is not None:
+        return classifier.class_index(target)
+    with torch.no_grad():
+        return int(classifier.model(image.to(classifier.device)).argmax(dim=1)[0])
+
+
+def gradient_map(classifier: Classifier, image: torch.Tensor, target: int) -> torch.Tensor:
+    """``max_c |d logit_target / d x_c|`` for ``image`` ``(1, 3, H, W)``: ``(H, W)``."""
+    x = image.to(classifier.device).clone().requires_grad_(True)
+    with no_inplace(classifier.model):
+        (grad,) = torch.autograd.grad(classifier.model(x)[0, target], x)
+    return grad[0].abs().amax(dim=0).cpu()
+
+
+def smoothgrad_map(classifier: Classifier, image: torch.Tensor, target: int, *, samples: int = 32,
+                   noise: float = 0.15, batch_size: int = 16, seed: int = 0) -> torch.Tensor:
+    """:func:`gradient_map` averaged over ``samples`` copies with Gaussian noise (std ``noise``, seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros(image.shape[-2:])
+    with no_inplace(classifier.model):
+        for start in range(0, samples, batch_size):
+            n = min(batch_size, samples - start)
+            noisy = image.cpu() + noise * torch.randn((n, *image.shape[1:]), generator=generator)
+            x = noisy.to(classifier.device).requires_grad_(True)
+            (grad,) = torch.autograd.grad(classifier.model(x)[:, target].sum(), x)
+            total += grad.abs().amax(dim=1).sum(dim=0).cpu()
+    return total / samples
+
+
+def last_feature_layer(classifier: Classifier) -> str:
+    """Name of the last module whose output is a 4-D feature map (found with one forward pass)."""
+    names = [n for n, m in classifier.model.named_modules() if n and not list(m.children())]
+    shapes: dict[str, int] = {}
+    with torch.no_grad(), capture(classifier.model, names, detach=True) as acts:
+        classifier.model(torch.zeros(1, 3, classifier.crop, classifier.crop, device=classifier.device))
+        shapes = {n: acts[n].dim() for n in names if n in acts}
+    maps = [n for n in names if shapes.get(n) == 4]
+    if not maps:
+        raise PerceptError(f"{classifier.id} has no layer with a feature map for Grad-CAM")
+    return maps[-1]
+
+
+def gradcam_map(classifier: Classifier, image: torch.Tensor, target: int, *, layer: str | None = None
+                ) -> torch.Tensor:
+    """Grad-CAM of ``layer`` (default :func:`last_feature_layer`), upsampled to the image: ``(H, W)``."""
+    layer = layer or last_feature_layer(classifier)
+    x = image.to(classifier.device).clone().requires_grad_(True)  # the parameters are frozen: a graph needs this
+    with capture(classifier.model, [layer]) as acts:
+        score = classifier.model(x)[0, target]
+    activation = acts[layer]
+    (grad,) = torch.autograd.grad(score, activation)
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
+    return F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu()
+
+
+def occlusion_map(classifier: Classifier, image: torch.Tensor, target: int, *, window: int = 32,
+                  stride: int = 16, baseline: str = "mean", batch_size: int = 32) -> torch.Tensor:
+    """Mean drop of the target probability over the occluding windows that cover each pixel: ``(H, W)``."""
+    if baseline not in BASELINES:
+        raise PerceptError(f"unknown occlusion baseline {baseline!r}; use {', '.join(BASELINES)}")
+    h, w = image.shape[-2:]
+    if not 1 <= stride <= window <= min(h, w):
+        raise PerceptError(f"occlusion needs 1 <= stride <= window <= {min(h, w)} px, got window {window}, "
+                           f"stride {stride}")
+    image = image.cpu()
+    if baseline == "mean":
+        fill = image.mean(dim=(2, 3), keepdim=True).expand_as(image)
+    elif baseline == "blur":
+        fill = F.avg_pool2d(F.pad(image, [window // 2] * 4, mode="reflect"), window + 1 - window % 2, stride=1)
+        fill = fill[..., :h, :w]
+    else:
+        fill = torch.zeros_like(image)
+    tops = list(range(0, h - window + 1, stride)) + ([h - window] if (h - window) % stride else [])
+    lefts = list(range(0, w - window + 1, stride)) + ([w - window] if (w - window) % stride else [])
+    boxes = [(t, l) for t in tops for l in lefts]
+    with torch.no_grad():
+        base = float(classifier.model(image.to(classifier.device)).softmax(dim=1)[0, target])
+        drops = []
+        for start in range(0, len(boxes), batch_size):
+            batch = image.repeat(len(boxes[start : start + batch_size]), 1, 1, 1)
+            for i, (t, l) in enumerate(boxes[start : start + batch_size]):
+                batch[i, :, t : t + window, l : l + window] = fill[0, :, t : t + window, l : l + window]
+            probs = classifier.model(batch.to(classifier.device)).softmax(dim=1)[:, target].cpu()
+            drops += (base - probs).tolist()
+    total, count = torch.zeros(h, w), torch.zeros(h, w)
+    for (t, l), drop in zip(boxes, drops):
+        total[t : t + window, l : l + window] += drop
+        count[t : t + window, l : l + window] += 1
+    return (total / count).clamp_min(0)
+
+
+def saliency(classifier: Classifier, image: torch.Tensor, *, method: str = "gradcam",
+             target: str | int | None = None, **options) -> tuple[torch.Tensor, int]:
+    """The saliency map ``(H, W)`` (>= 0, CPU) of ``image`` ``(1, 3, H, W)`` in [0, 1] and the class index
+    explained. ``options`` go to the method (see the module docstring)."""
+    if method not in METHODS:
+        raise PerceptError(f"unknown saliency method {method!r}; use {', '.join(METHODS)}")
+    index = target_index(classifier, image, target)
+    compute = {"gradient": gradient_map, "smoothgrad": smoothgrad_map, "gradcam": gradcam_map,
+               "occlusion": occlusion_map}[method]
+    allowed = [name for name in inspect.signature(compute).parameters if name not in ("classifier", "image", "target")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise PerceptError(f"saliency method {method!r} has no option {unknown[0]!r}; its options: "
+                           f"{', '.join(allowed) or 'none'}")
+    return compute(classifier, image, index, **options), index
