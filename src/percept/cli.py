@@ -647,6 +647,92 @@ def _export_style_net(args: argparse.Namespace) -> int:
     return 0
 
 
+FEATURE_NETWORKS = ("vgg19", "vgg16", "alexnet")
+
+
+def _network(spec: str, device: str):
+    """A feature network by name (vgg19, vgg16, alexnet) or any classifier :func:`load_classifier` takes."""
+    from .device import resolve_device
+    from .understand import load_classifier
+
+    if spec in FEATURE_NETWORKS:
+        from .models import get_feature_net
+
+        return get_feature_net(spec, device=resolve_device(device))
+    return load_classifier(spec, device=device).model
+
+
+def _cmd_explain_layers(args: argparse.Namespace) -> int:
+    import torch
+
+    from .models import FeatureNet
+    from .understand import capture, layer_names
+
+    model = _network(args.model, args.device)
+    if isinstance(model, FeatureNet):
+        print("\n".join(model.layer_names))
+        return 0
+    names = layer_names(model)
+    with torch.no_grad(), capture(model, names, detach=True) as acts:
+        model(torch.rand(1, 3, 224, 224, device=next(model.parameters()).device))
+    for name in (n for n in names if n in acts):  # containers that are never called themselves are left out
+        print(f"{name:<40}{'x'.join(map(str, acts[name].shape[1:]))}")
+    return 0
+
+
+def _cmd_explain_filters(args: argparse.Namespace) -> int:
+    from .image import check_writable, save_image
+    from .understand import filter_grid, first_layer_filters
+
+    output = check_writable(args.output)
+    filters = first_layer_filters(_network(args.model, args.device))
+    save_image(filter_grid(filters, columns=args.columns), output, {"kind": "explain filters", "model": args.model})
+    print(f"wrote {output}: {filters.shape[0]} first-layer filters of {args.model} "
+          f"({filters.shape[2]}x{filters.shape[3]} px, RGB)")
+    return 0
+
+
+def _cmd_explain_activations(args: argparse.Namespace) -> int:
+    from .image import check_writable, load_image, save_image, to_tensor
+    from .understand import activation_maps, maps_grid, strongest_channels
+
+    output = check_writable(args.output)
+    image = to_tensor(load_image(args.image), longest=args.size)
+    maps = activation_maps(_network(args.model, args.device), image, args.layer)
+    channels = strongest_channels(maps, min(args.channels, maps.shape[0]))
+    save_image(maps_grid(maps, channels), output, {"kind": "explain activations", "model": args.model,
+                                                   "layer": args.layer, "channels": channels})
+    print(f"wrote {output}: the {len(channels)} strongest of {maps.shape[0]} channels of {args.layer} "
+          f"({maps.shape[1]}x{maps.shape[2]}), strongest first: {channels[:8]}")
+    return 0
+
+
+def _cmd_explain_saliency(args: argparse.Namespace) -> int:
+    import torch
+
+    from .image import check_writable, load_image, save_image, to_tensor
+    from .understand import load_classifier, saliency
+    from .understand.saliency import overlay
+
+    output = check_writable(args.output)
+    classifier = load_classifier(args.model, device=args.device)
+    pil = load_image(args.image)
+    x = to_tensor(pil, longest=classifier.resize) if args.whole else classifier.prepare(pil).cpu()
+    options = {"gradcam": {"layer": args.layer}, "occlusion": {"window": args.window, "stride": args.stride,
+               "baseline": args.baseline, "batch_size": args.batch_size},
+               "smoothgrad": {"samples": args.samples, "noise": args.noise, "batch_size": args.batch_size,
+                              "seed": args.seed}}.get(args.method, {})
+    heat, index = saliency(classifier, x, method=args.method, target=args.target,
+                           **{k: v for k, v in options.items() if v is not None})
+    top = classifier.top(x, 1)[0][0]
+    save_image(torch.cat([x.cpu(), overlay(x, heat)], dim=3), output,
+               {"kind": f"explain saliency ({args.method})", "model": classifier.id, "class": classifier.classes[index],
+                "top": top[0]})
+    print(f"wrote {output} ({args.method}): explains {classifier.classes[index]!r}; top class {top[0]!r} "
+          f"({top[1]:.1%})")
+    return 0
+
+
 def _add_compute_options(p: argparse.ArgumentParser, *, batch: str, cache: bool = True) -> None:
     """--batch-size (``batch`` describes its default), --device, --cache-dir (if ``cache``) and --quiet."""
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch; bounds memory (default: {batch})")
@@ -959,6 +1045,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_compute_options(p, batch="4", cache=False)
     p.set_defaults(func=_cmd_train_style)
+
+    p = sub.add_parser("explain", help="look inside a pretrained network: filters, activations, saliency, layers",
+                       formatter_class=fmt,
+                       description="Understanding CNNs. MODEL is an ImageNet classifier (efficientnet_lite0, "
+                       "efficientnet_lite2 offline; resnet18, resnet50, mobilenet_v3_large, efficientnet_b0, "
+                       "convnext_tiny via torchvision), a RUN folder from percept train, or for filters, "
+                       "activations and layers also a feature network (vgg19, vgg16, alexnet).")
+    methods = p.add_subparsers(dest="method_name", metavar="METHOD", required=True)
+
+    def method(name: str, help: str, example: str) -> argparse.ArgumentParser:
+        m = methods.add_parser(name, help=help, formatter_class=fmt, epilog=f"example:\n  {example}")
+        m.add_argument("--model", default="efficientnet_lite0", metavar="MODEL",
+                       help="network to explain (default: efficientnet_lite0)")
+        m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+        return m
+
+    m = method("layers", "list the layer names of MODEL with their output shapes (C x H x W at 224 px)",
+               "percept explain layers --model efficientnet_lite0")
+    m.set_defaults(func=_cmd_explain_layers)
+    m = method("filters", "the first layer's filters as an image grid",
+               "percept explain filters --model alexnet -o filters.png")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="grid image to write (required)")
+    m.add_argument("--columns", type=int, default=8, help="filters per row (default: 8)")
+    m.set_defaults(func=_cmd_explain_filters)
+    m = method("activations", "feature maps of one layer for an image (strongest channels first)",
+               "percept explain activations cat.jpg --layer _blocks.3 -o maps.png")
+    m.add_argument("image", metavar="IMAGE", help="input image")
+    m.add_argument("--layer", required=True, help="layer name (see percept explain layers) (required)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="grid image to write (required)")
+    m.add_argument("--channels", type=int, default=16, help="how many channels to show (default: 16)")
+    m.add_argument("--size", type=int, default=224, help="longest side of the image fed in, px (default: 224)")
+    m.set_defaults(func=_cmd_explain_activations)
+    m = method("saliency", "which pixels the decision depends on: gradient, smoothgrad, gradcam, occlusion",
+               "percept explain saliency cat.jpg --method gradcam --whole -o gradcam.png")
+    m.add_argument("image", metavar="IMAGE", help="input image")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help="image and heat-map overlay, side by side (required)")
+    m.add_argument("--method", choices=("gradient", "smoothgrad", "gradcam", "occlusion"), default="gradcam",
+                   help="saliency method (default: gradcam)")
+    m.add_argument("--class", dest="target", default=None, metavar="NAME|INDEX",
+                   help="class to explain (default: the top class)")
+    m.add_argument("--whole", action="store_true", help="the whole image, longest side at the classifier's resize "
+                   "size, instead of its centre crop (default: off)")
+    m.add_argument("--layer", default=None, help="gradcam: layer (default: the last feature map)")
+    m.add_argument("--window", type=int, default=None, help="occlusion: patch size, px (default: 32)")
+    m.add_argument("--stride", type=int, default=None, help="occlusion: step between patches, px (default: 16)")
+    m.add_argument("--baseline", choices=("mean", "blur", "zero"), default=None,
+                   help="occlusion: what replaces the patch (default: mean)")
+    m.add_argument("--samples", type=int, default=None, help="smoothgrad: noisy copies (default: 32)")
+    m.add_argument("--noise", type=float, default=None, help="smoothgrad: noise std (default: 0.15)")
+    m.add_argument("--batch-size", type=int, default=None, help="occlusion/smoothgrad: images per forward pass "
+                   "(default: 32 / 16)")
+    m.add_argument("--seed", type=int, default=None, help="smoothgrad: noise seed (default: 0)")
+    m.set_defaults(func=_cmd_explain_saliency)
 
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")

@@ -140,3 +140,13 @@ def saliency(classifier: Classifier, image: torch.Tensor, *, method: str = "grad
         raise PerceptError(f"saliency method {method!r} has no option {unknown[0]!r}; its options: "
                            f"{', '.join(allowed) or 'none'}")
     return compute(classifier, image, index, **options), index
+
+
+def overlay(image: torch.Tensor, heat: torch.Tensor, *, alpha: float = 0.5, colormap: str = "jet") -> torch.Tensor:
+    """``image`` ``(1, 3, H, W)`` in [0, 1] blended with ``heat`` ``(H, W)`` scaled to [0, 1] and coloured with a
+    matplotlib colormap: ``(1, 3, H, W)``."""
+    from matplotlib import colormaps
+
+    scaled = (heat / heat.max()).nan_to_num(0.0) if float(heat.max()) > 0 else torch.zeros_like(heat)
+    colour = torch.from_numpy(colormaps[colormap](scaled.numpy())[..., :3]).permute(2, 0, 1).float()
+    return ((1 - alpha) * image.cpu() + alpha * colour.unsqueeze(0)).clamp(0, 1)

@@ -1,0 +1,48 @@
+"""`percept explain`: layers, filters, activations and saliency from the command line, and their errors."""
+
+from __future__ import annotations
+
+from percept.cli import main
+from percept.image import load_image, read_metadata
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_layers_filters_and_activations(capsys, cat_path, tmp_path):
+    code, out, _ = run(capsys, "explain", "layers", "--device", "cpu")
+    assert code == 0 and "_blocks.3                               40x28x28" in out
+    code, out, _ = run(capsys, "explain", "filters", "--model", "alexnet", "--device", "cpu", "-o", tmp_path / "f.png")
+    assert code == 0 and "64 first-layer filters of alexnet (11x11 px, RGB)" in out
+    assert load_image(tmp_path / "f.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    code, out, _ = run(capsys, "explain", "activations", cat_path, "--layer", "_blocks.3", "--channels", "8",
+                       "--device", "cpu", "-o", tmp_path / "a.png")
+    assert code == 0 and "the 8 strongest of 40 channels of _blocks.3" in out
+    assert read_metadata(tmp_path / "a.png")["layer"] == "_blocks.3"
+
+
+def test_saliency_writes_image_and_overlay(capsys, cat_path, tmp_path):
+    out_png = tmp_path / "gc.png"
+    code, out, _ = run(capsys, "explain", "saliency", cat_path, "--whole", "--device", "cpu", "-o", out_png)
+    assert code == 0 and "(gradcam): explains 'Egyptian cat'" in out
+    w, h = load_image(out_png).size
+    assert (w, h) == (2 * 256, 170) and read_metadata(out_png)["class"] == "Egyptian cat"
+    code, out, _ = run(capsys, "explain", "saliency", cat_path, "--method", "gradient", "--class", "tabby",
+                       "--device", "cpu", "-o", tmp_path / "g.png")
+    assert code == 0 and "explains 'tabby'" in out and load_image(tmp_path / "g.png").size == (448, 224)
+
+
+def test_explain_errors_are_one_line(capsys, cat_path, tmp_path):
+    cases = [
+        (["activations", cat_path, "--layer", "_blok.3"], "unknown layer '_blok.3'"),
+        (["saliency", cat_path, "--class", "dgo"], "did you mean 'dingo'"),
+        (["saliency", tmp_path / "missing.jpg"], "not found"),
+        (["filters", "--model", "resnet9000"], "unknown classifier 'resnet9000'"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, "explain", *argv, "--device", "cpu", "-o", tmp_path / "x.png")
+        assert code != 0 and message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "x.png").exists()
