@@ -46,3 +46,13 @@ def test_explain_errors_are_one_line(capsys, cat_path, tmp_path):
         code, _, err = run(capsys, "explain", *argv, "--device", "cpu", "-o", tmp_path / "x.png")
         assert code != 0 and message in err and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_attack_writes_three_panels_and_reports_success(capsys, cat_path, tmp_path):
+    out_png = tmp_path / "adv.png"
+    code, out, _ = run(capsys, "explain", "attack", cat_path, "--target", "gibbon", "--steps", "10",
+                       "--device", "cpu", "-o", out_png)
+    assert code == 0 and "-> 'gibbon'" in out and "success; L-inf 4.00/255" in out
+    assert load_image(out_png).size == (3 * 224, 224) and read_metadata(out_png)["success"] is True
+    code, _, err = run(capsys, "explain", "attack", cat_path, "--epsilon", "1000", "--device", "cpu", "-o", out_png)
+    assert code != 0 and "epsilon must be in" in err

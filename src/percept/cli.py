@@ -733,6 +733,30 @@ def _cmd_explain_saliency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain_attack(args: argparse.Namespace) -> int:
+    import torch
+
+    from .image import check_writable, load_image, save_image
+    from .understand import load_classifier
+    from .understand.attack import attack
+
+    output = check_writable(args.output)
+    classifier = load_classifier(args.model, device=args.device)
+    x = classifier.prepare(load_image(args.image))
+    r = attack(classifier, x, method=args.attack, epsilon=args.epsilon / 255, target=args.target, steps=args.steps)
+    shown = (0.5 + r.perturbation / (2 * max(r.linf, 1e-12))).clamp(0, 1)  # amplified to the full range
+    names = classifier.classes
+    save_image(torch.cat([x.cpu(), shown, r.image], dim=3), output,
+               {"kind": f"explain attack ({args.attack})", "model": classifier.id, "original": names[r.original_class],
+                "new": names[r.new_class], "target": None if r.target is None else names[r.target],
+                "epsilon_levels": args.epsilon, "success": r.success})
+    goal = f"target {names[r.target]!r}" if r.target is not None else "untargeted"
+    print(f"wrote {output} (original | perturbation x{0.5 / max(r.linf, 1e-12):.0f} | adversarial): "
+          f"{names[r.original_class]!r} -> {names[r.new_class]!r} ({r.probability:.1%}), {goal}, "
+          f"{'success' if r.success else 'failed'}; L-inf {r.linf * 255:.2f}/255, L2 {r.l2:.3f}")
+    return 0
+
+
 def _add_compute_options(p: argparse.ArgumentParser, *, batch: str, cache: bool = True) -> None:
     """--batch-size (``batch`` describes its default), --device, --cache-dir (if ``cache``) and --quiet."""
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch; bounds memory (default: {batch})")
@@ -1099,6 +1123,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: 32 / 16)")
     m.add_argument("--seed", type=int, default=None, help="smoothgrad: noise seed (default: 0)")
     m.set_defaults(func=_cmd_explain_saliency)
+    m = method("attack", "adversarial example: FGSM or PGD, untargeted or towards a class, within an L-inf budget",
+               "percept explain attack panda.jpg --target gibbon -o gibbon.png")
+    m.add_argument("image", metavar="IMAGE", help="input image (the classifier's centre crop is attacked)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help="original | amplified perturbation | adversarial image, side by side (required)")
+    m.add_argument("--attack", choices=("pgd", "fgsm"), default="pgd", help="attack method (default: pgd)")
+    m.add_argument("--target", default=None, metavar="NAME|INDEX",
+                   help="class to turn the image into (default: untargeted, any other class)")
+    m.add_argument("--epsilon", type=float, default=4.0,
+                   help="L-inf budget in 8-bit levels: 4 = every pixel changes by at most 4/255 (default: 4)")
+    m.add_argument("--steps", type=int, default=20, help="pgd: gradient steps (default: 20)")
+    m.set_defaults(func=_cmd_explain_attack)
 
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
