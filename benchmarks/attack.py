@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = load_classifier(args.model)
-    photos = sorted((DATA / "content").glob("*.jpg")) + sorted((DATA / "datasets" / "hymenoptera" / "val").glob("*/*.jpg"))
+    hymenoptera = sorted((DATA / "datasets" / "hymenoptera" / "val").glob("*/*.jpg"))
+    photos = sorted((DATA / "content").glob("*.jpg")) + hymenoptera
     photos = photos[: args.count]
     rng = random.Random(args.seed)
     rows, started = [], time.perf_counter()

@@ -14,5 +14,6 @@ from .filters import filter_grid, first_layer_filters
 from .hooks import capture, get_layer, layer_names, no_inplace
 from .saliency import saliency
 
-__all__ = ["AttackResult", "Classifier", "attack", "activation_maps", "capture", "filter_grid", "first_layer_filters", "get_layer",
-           "layer_names", "load_classifier", "maps_grid", "no_inplace", "saliency", "strongest_channels"]
+__all__ = ["AttackResult", "Classifier", "activation_maps", "attack", "capture", "filter_grid",
+           "first_layer_filters", "get_layer", "layer_names", "load_classifier", "maps_grid", "no_inplace",
+           "saliency", "strongest_channels"]
