@@ -181,15 +181,14 @@ MODEL_CHUNK = 32
 
 def _model_inputs(content: str, output: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every image of a folder into the output folder as NAME.png."""
-    from .image import check_writable
-    from .style.feedforward import IMAGE_EXTENSIONS
+    from .image import IMAGE_EXTENSIONS, check_writable
 
     source = Path(content)
     if not source.is_dir():
         return [(source, check_writable(output))]
     images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
-        raise PerceptError(f"no .jpg or .png images in folder {content!r}")
+        raise PerceptError(f"no images in folder {content!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise PerceptError(f"CONTENT is a folder, so -o must be a folder too; {output!r} is a file")
@@ -225,6 +224,7 @@ def _run_model(args: argparse.Namespace) -> int:
     if args.tile:
         options += ["--tile", str(args.tile), "--overlap", str(args.overlap)]
         options += ["--exact-statistics"] if args.exact_statistics else []
+    device = str(next(net.parameters()).device)
     started = time.perf_counter()
     for start in range(0, len(pairs), MODEL_CHUNK):
         chunk = pairs[start : start + MODEL_CHUNK]
@@ -237,7 +237,7 @@ def _run_model(args: argparse.Namespace) -> int:
         for (src, dst), image in zip(chunk, results):
             record = {
                 "percept_version": __version__, "kind": "stylize (trained network)",
-                "device": str(next(net.parameters()).device), "weights_id": Path(args.model).name,
+                "device": device, "weights_id": Path(args.model).name,
                 "params": {"model": args.model, "styles": names, "style_weights": [round(float(w), 6) for w in style],
                            "size": settings.get("size"), "tile": args.tile, "overlap": args.overlap if args.tile else None,
                            "exact_statistics": args.exact_statistics},
@@ -707,16 +707,24 @@ def _cmd_explain_activations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_inputs(args: argparse.Namespace):
+    """``(output path, classifier, PIL image)`` of an ``explain`` method that explains a classifier on an image;
+    the output is checked first, before any loading."""
+    from .image import check_writable, load_image
+    from .understand import load_classifier
+
+    output = check_writable(args.output)
+    return output, load_classifier(args.model, device=args.device), load_image(args.image)
+
+
 def _cmd_explain_saliency(args: argparse.Namespace) -> int:
     import torch
 
-    from .image import check_writable, load_image, save_image, to_tensor
-    from .understand import load_classifier, saliency
+    from .image import save_image, to_tensor
+    from .understand import saliency
     from .understand.saliency import overlay
 
-    output = check_writable(args.output)
-    classifier = load_classifier(args.model, device=args.device)
-    pil = load_image(args.image)
+    output, classifier, pil = _explain_inputs(args)
     x = to_tensor(pil, longest=classifier.resize) if args.whole else classifier.prepare(pil).cpu()
     options = {"gradcam": {"layer": args.layer}, "occlusion": {"window": args.window, "stride": args.stride,
                "baseline": args.baseline, "batch_size": args.batch_size},
@@ -736,13 +744,11 @@ def _cmd_explain_saliency(args: argparse.Namespace) -> int:
 def _cmd_explain_attack(args: argparse.Namespace) -> int:
     import torch
 
-    from .image import check_writable, load_image, save_image
-    from .understand import load_classifier
+    from .image import save_image
     from .understand.attack import attack
 
-    output = check_writable(args.output)
-    classifier = load_classifier(args.model, device=args.device)
-    x = classifier.prepare(load_image(args.image))
+    output, classifier, pil = _explain_inputs(args)
+    x = classifier.prepare(pil)
     r = attack(classifier, x, method=args.attack, epsilon=args.epsilon / 255, target=args.target, steps=args.steps)
     shown = (0.5 + r.perturbation / (2 * max(r.linf, 1e-12))).clamp(0, 1)  # amplified to the full range
     names = classifier.classes

@@ -45,3 +45,14 @@ def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
     if not amp:
         return None
     return torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
+
+
+def channels_last(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """Whether training should use the channels-last memory format: always on CUDA, and on the CPU in mixed
+    precision (oneDNN's bfloat16 convolutions are faster channels-last, about 10 % for percept's style nets)."""
+    return device.type == "cuda" or (device.type == "cpu" and dtype is not None)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device out-of-memory error: ``torch.OutOfMemoryError``, or the ``RuntimeError`` MPS raises."""
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))

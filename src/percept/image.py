@@ -27,6 +27,21 @@ MAX_INPUT_PIXELS = 16384 * 16384
 METADATA_KEY = "percept"
 
 
+#: File extensions read as images when a folder is searched.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+
+def find_images(folder: str | os.PathLike, what: str) -> list[Path]:
+    """Every image file under ``folder`` (recursively, sorted), or a one-line error naming the ``what`` folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise PerceptError(f"{what} folder {str(root)!r} not found")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise PerceptError(f"no images under {what} folder {str(root)!r} (looked for "
+                           f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
 def load_image(path: str | os.PathLike, *, what: str = "image") -> Image.Image:
     """Open ``path`` as an RGB ``PIL.Image`` (EXIF orientation applied), or raise a one-line error.
 

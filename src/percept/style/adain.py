@@ -40,12 +40,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import amp_dtype, resolve_device
+from ..device import amp_dtype, channels_last, is_out_of_memory, resolve_device
 from ..errors import InterruptedRun, PerceptError
 from ..image import (
     atomic_write,
     check_writable,
     combine_luminance_chroma,
+    find_images,
     fit_size,
     load_image,
     luminance,
@@ -55,7 +56,6 @@ from ..image import (
 )
 from ..models import FeatureNet, get_feature_net
 from ..models.sources import ADAIN_ENCODER, UserFile
-from ..transfer.data import IMAGE_EXTENSIONS
 from .decoder import Decoder, load_decoder, save_decoder
 from .optimize import ImageInput, StyleResult, _as_pil, _describe_input
 
@@ -367,8 +367,8 @@ def stylize_adain(
             target = adain_target(content_feat, style_feats, alpha=alpha, weights=weights, mask=feat_mask)
             image = net.decode(target)[..., :h, :w].clamp(0, 1).cpu()
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
-            raise  # MPS reports running out of memory as a RuntimeError
+        if not is_out_of_memory(exc):
+            raise
         raise PerceptError(f"out of memory on {dev} at {size} px; lower the size or use device cpu") from None
     if preserve_color == "luminance":
         image = combine_luminance_chroma(image, content_t)
@@ -419,17 +419,6 @@ def adain_loss(
     style_loss = sum(mean_std_loss(out_feats[name].float(), style_feats[name].float()) for name in STYLE_LAYERS)
     total = content_weight * content_loss + style_weight * style_loss
     return total, {"content": content_loss, "style": style_loss, "total": total}
-
-
-def _image_files(folder: str | os.PathLike, what: str) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise PerceptError(f"{what} folder {str(root)!r} not found")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise PerceptError(f"no images under {what} folder {str(root)!r} (looked for "
-                           f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return files
 
 
 class _Batches(Dataset):
@@ -549,8 +538,8 @@ def train_adain(
                            "choose another output file")
     if str(init) not in ("shipped", "random") and not Path(init).is_file():
         raise PerceptError(f"init {str(init)!r} is neither shipped, random nor an existing decoder file")
-    contents = _image_files(content_dir, "content")
-    style_files = _image_files(style_dir, "style")
+    contents = find_images(content_dir, "content")
+    style_files = find_images(style_dir, "style")
     params = {"content_dir": str(Path(content_dir).resolve()), "style_dir": str(Path(style_dir).resolve()),
               "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay, "size": size,
               "load_size": load_size, "content_weight": content_weight, "style_weight": style_weight,
@@ -563,7 +552,7 @@ def train_adain(
     torch.manual_seed(seed)
     decoder = Decoder() if str(init) == "random" else load_decoder(None if str(init) == "shipped" else init)
     net = AdaINNet(_encoder(dev), decoder.to(dev).requires_grad_(True).train())
-    if dev.type == "cuda" or (dev.type == "cpu" and dtype is not None):
+    if channels_last(dev, dtype):
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.decoder.parameters(), lr=lr)
     scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)

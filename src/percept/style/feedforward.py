@@ -47,9 +47,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import amp_dtype, resolve_device
+from ..device import amp_dtype, channels_last, is_out_of_memory, resolve_device
 from ..errors import InterruptedRun, PerceptError
-from ..image import atomic_write, check_writable, fit_size, load_image, resize, save_image, to_tensor
+from ..image import atomic_write, check_writable, find_images, fit_size, load_image, resize, save_image, to_tensor
 from ..losses import content_loss, gram_matrix, style_loss, tv_loss
 from ..models import FeatureNet, get_feature_net
 from .optimize import ImageInput, _as_pil
@@ -59,7 +59,6 @@ from .transformer import DEFAULT_CHANNELS, TransformNet
 
 FORMAT = "percept-transform-net"
 FORMAT_VERSION = 1
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Johnson et al.: content at relu2_2 of VGG-16; the same depth for VGG-19.
 DEFAULT_CONTENT_LAYERS = {"vgg16": ["relu2_2"], "vgg19": ["relu2_2"]}
 LOSS_NETWORKS = tuple(DEFAULT_CONTENT_LAYERS)
@@ -116,17 +115,6 @@ class PerceptualLoss(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ data
-
-
-def find_content_images(folder: str | os.PathLike) -> list[Path]:
-    """Every ``.jpg``, ``.jpeg`` and ``.png`` under ``folder`` (recursively, sorted), or a one-line error."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PerceptError(f"content folder {str(folder)!r} not found (it must be a folder of photos)")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not paths:
-        raise PerceptError(f"no .jpg or .png images found under {str(folder)!r}")
-    return paths
 
 
 class ContentCrops(Dataset):
@@ -266,7 +254,8 @@ def train_transform_net(
 
     Args:
         styles: one style image (a single-style network) or several (one conditional-IN network).
-        content_dir: folder searched recursively for ``.jpg``/``.png`` photos (e.g. COCO ``train2014``).
+        content_dir: folder searched recursively for photos (:func:`percept.image.find_images`; e.g. COCO
+            ``train2014``).
         out: training folder (see the module docstring).
         model_file: where the model file goes (default ``out/model.pt``); rewritten at every checkpoint.
         size: side of the square training crops, pixels.
@@ -319,7 +308,7 @@ def train_transform_net(
         raise PerceptError("sample-every and checkpoint-every must be >= 0")
     style_paths = [Path(p) for p in styles]
     style_pils = [load_image(p, what="style image") for p in style_paths]
-    contents = find_content_images(content_dir)
+    contents = find_images(content_dir, "content")
     sample_pil = load_image(sample_content if sample_content is not None else contents[0], what="sample image")
     out = Path(out)
     _check_folder(out, resume)
@@ -333,9 +322,7 @@ def train_transform_net(
               "style_layers": list(style_layers or DEFAULT_STYLE_LAYERS[network]), "channels": list(channels)}
     dev = resolve_device(device)
     dtype = amp_dtype(amp, dev)
-    # channels-last: faster convolutions on CUDA, and on the CPU in bfloat16 (oneDNN; about 10% at 128 px)
-    channels_last = dev.type == "cuda" or (dev.type == "cpu" and dtype is not None)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if channels_last(dev, dtype) else torch.contiguous_format
     torch.manual_seed(seed)
     net = TransformNet(len(style_paths), channels).to(dev, memory_format=memory_format)
     loss_net = get_feature_net(network, weights, device=dev).to(memory_format=memory_format)
@@ -636,7 +623,7 @@ def stylize_with_model(
                             results[i] = styled.unsqueeze(0)
                         bar.update(len(chunk))
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
+        if not is_out_of_memory(exc):
             raise
         raise PerceptError("out of memory; lower the batch size, use tiles (e.g. tile 512) or a smaller size") \
             from None

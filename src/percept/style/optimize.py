@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import resolve_device
+from ..device import is_out_of_memory, resolve_device
 from ..errors import PerceptError
 from ..image import (
     combine_luminance_chroma,
@@ -295,8 +295,8 @@ def _run(
 
             image = _optimise(objective, start, params, on_step)
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
-            raise  # MPS reports running out of memory as a RuntimeError
+        if not is_out_of_memory(exc):
+            raise
         raise PerceptError(
             f"out of memory on {device} at {max(out_size)} px; lower --size, use --optimizer adam or --device cpu"
         ) from None

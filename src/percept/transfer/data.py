@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PerceptError
-from ..image import load_image
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+from ..image import IMAGE_EXTENSIONS, load_image
 
 Sample = tuple[Path, int]
 

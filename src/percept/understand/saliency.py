@@ -65,7 +65,6 @@ def smoothgrad_map(classifier: Classifier, image: torch.Tensor, target: int, *, 
 def last_feature_layer(classifier: Classifier) -> str:
     """Name of the last module whose output is a 4-D feature map (found with one forward pass)."""
     names = [n for n, m in classifier.model.named_modules() if n and not list(m.children())]
-    shapes: dict[str, int] = {}
     with torch.no_grad(), capture(classifier.model, names, detach=True) as acts:
         classifier.model(torch.zeros(1, 3, classifier.crop, classifier.crop, device=classifier.device))
         shapes = {n: acts[n].dim() for n in names if n in acts}
