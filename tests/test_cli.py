@@ -152,6 +152,20 @@ def test_interrupted_run_leaves_no_output(capsys, tmp_path, cat_path, starry_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_outputs_are_written_whole_with_the_usual_permissions(tmp_path):
+    import os
+
+    from percept.image import read_metadata, save_image
+
+    umask = os.umask(0o022)
+    try:
+        path = save_image(torch.full((1, 3, 8, 8), 0.5), tmp_path / "grey.png", {"seed": 1})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any file the user writes
+    assert read_metadata(path) == {"seed": 1} and [p.name for p in tmp_path.iterdir()] == ["grey.png"]
+
+
 @pytest.mark.parametrize("error", [MemoryError, torch.OutOfMemoryError])
 def test_out_of_memory_is_one_line_with_a_fix(monkeypatch, capsys, error):
     import percept.cli as cli

@@ -68,16 +68,62 @@ def test_gradient_is_the_input_gradient_and_smoothgrad_without_noise_equals_it(r
     assert torch.allclose(smooth, heat, atol=1e-6)
 
 
+class SignedModel(nn.Module):
+    """Logit ``sign`` x 10 x the mean of relu(red) in rows/cols 8..15: the gradient reaching the ReLU has that sign."""
+
+    def __init__(self, sign: float) -> None:
+        super().__init__()
+        self.region, self.sign, self.relu = RegionModel(), sign, nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = self.sign * 10 * self.relu(self.region.conv(x))[:, 0, 8:16, 8:16].mean(dim=(1, 2))
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+def test_guided_backprop_passes_only_positive_gradients_and_removes_its_hooks():
+    x = torch.rand(1, 3, 24, 24) + 0.1  # red > 0 everywhere: the ReLU is open
+    maps = {}
+    for sign in (1.0, -1.0):
+        model = SignedModel(sign).eval().requires_grad_(False)
+        clf = Classifier(model, ["red", "none"], 32, 32, "signed", lambda img: to_tensor(img))
+        maps[sign] = (saliency(clf, x, method="guided", target=0)[0], saliency(clf, x, method="gradient", target=0)[0])
+        assert sum(len(m._backward_hooks) for m in model.modules()) == 0 and model.relu.inplace
+    guided, vanilla = maps[1.0]
+    assert torch.allclose(guided, vanilla) and float(vanilla[8:16, 8:16].min()) > 0  # positive: unchanged
+    guided, vanilla = maps[-1.0]
+    assert float(guided.abs().max()) == 0 and float(vanilla[8:16, 8:16].min()) > 0  # negative: blocked
+
+
+def test_guided_backprop_without_relu_modules_is_one_line(region):
+    with pytest.raises(PerceptError, match="guided backprop needs ReLU modules; RegionModel has none"):
+        saliency(region, torch.rand(1, 3, 24, 24), method="guided")
+
+
+def _cat_box_mask(cat_path, x: torch.Tensor) -> torch.Tensor:
+    """The committed cat box, scaled to the image ``x`` (the whole photo, resized)."""
+    box = BOXES["chelsea_cat.jpg"]  # x0, y0, x1, y1 in the photo's pixels
+    w, h = load_image(cat_path).size
+    sx, sy = x.shape[-1] / w, x.shape[-2] / h
+    return _inside(x.shape[-2:], [round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy)])
+
+
+def test_occlusion_with_defaults_puts_its_mass_on_the_cat_with_real_weights(cat_path):
+    classifier = load_classifier("efficientnet_lite0")
+    x = to_tensor(load_image(cat_path), longest=224)  # the whole photo: 224 x 149
+    heat, index = saliency(classifier, x, method="occlusion")  # window 49, stride 12, black patches
+    assert classifier.classes[index] in {"tabby", "tiger cat", "Egyptian cat"}
+    inside = _cat_box_mask(cat_path, x)
+    assert float(heat[inside].mean()) >= 2 * float(heat[~inside].mean())
+    guided, _ = saliency(classifier, x, method="guided", target=index)  # shared in-place ReLU6 modules work
+    assert guided.shape == heat.shape and float(guided.max()) > 0
+
+
 def test_gradcam_puts_its_mass_on_the_cat_with_real_weights(cat_path):
     classifier = load_classifier("efficientnet_lite0")
     x = to_tensor(load_image(cat_path), longest=336)  # the whole photo: the background strip stays in view
     heat, index = saliency(classifier, x, method="gradcam")
     assert classifier.classes[index] in {"tabby", "tiger cat", "Egyptian cat"}
-    box = BOXES["chelsea_cat.jpg"]  # x0, y0, x1, y1 in the photo's pixels
-    w, h = load_image(cat_path).size
-    scale_x, scale_y = x.shape[-1] / w, x.shape[-2] / h
-    inside = _inside(heat.shape, [round(box[0] * scale_x), round(box[1] * scale_y), round(box[2] * scale_x),
-                                  round(box[3] * scale_y)])
+    inside = _cat_box_mask(cat_path, x)
     assert float(heat[inside].mean()) >= 2 * float(heat[~inside].mean())
     assert sum(len(m._forward_hooks) for m in classifier.model.modules()) == 0
 

@@ -6,11 +6,14 @@ where the class score depends more on the image:
 * ``gradient`` (Simonyan et al. 2014): ``max_c |d score / d x_c|``.
 * ``smoothgrad`` (Smilkov et al. 2017): the gradient map averaged over ``samples`` noisy copies
   (noise std ``noise`` x the input range), in batches of ``batch_size``.
+* ``guided`` (guided backprop, Springenberg et al. 2015): the gradient map with every ReLU (``nn.ReLU``,
+  ``nn.ReLU6`` modules) passing back only positive gradients; sharper, but class-insensitive (Adebayo et al. 2018).
 * ``gradcam`` (Selvaraju et al. 2017): the ReLU of a layer's activations weighted by the spatial mean of the
   score's gradient with respect to them, upsampled bilinearly; default layer: the last feature map.
 * ``occlusion`` (Zeiler & Fergus 2014): the drop of the class probability when a ``window`` x ``window`` patch
-  (every ``stride`` pixels) is replaced by the ``baseline`` (``mean`` colour, ``blur``-red image, ``zero``), averaged
-  over the windows covering each pixel; occluded copies are evaluated ``batch_size`` at a time.
+  (every ``stride`` pixels) is replaced by the ``baseline`` (``zero``: black, the default; the image's ``mean`` colour; the ``blur``-red image), drawn
+  at the window's centre as in the paper (each pixel takes its nearest window centre's drop); default window a
+  third of the shorter side, stride a quarter of it; occluded copies are evaluated ``batch_size`` at a time.
 
 The score is the class logit (probability for occlusion); ``target`` is a class name or index (default: the top
 class).
@@ -19,15 +22,18 @@ class).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import PerceptError
 from .classifier import Classifier
 from .hooks import capture, no_inplace
 
-METHODS = ("gradient", "smoothgrad", "gradcam", "occlusion")
+METHODS = ("gradient", "smoothgrad", "guided", "gradcam", "occlusion")
 BASELINES = ("mean", "blur", "zero")
 
 
@@ -62,6 +68,33 @@ def smoothgrad_map(classifier: Classifier, image: torch.Tensor, target: int, *, 
     return total / samples
 
 
+@contextmanager
+def guided_relus(model: nn.Module) -> Iterator[int]:
+    """Inside the context every ``nn.ReLU``/``nn.ReLU6`` of ``model`` passes back only positive gradients (guided
+    backprop); yields how many there are. In-place flags are turned off meanwhile; hooks removed on exit."""
+    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    if not relus:
+        raise PerceptError(f"guided backprop needs ReLU modules; {type(model).__name__} has none (its activations "
+                           "are functions or another kind): use gradient or smoothgrad")
+
+    def positive(_module: nn.Module, grad_input: tuple, _grad_output: tuple) -> tuple:
+        return tuple(None if g is None else g.clamp_min(0) for g in grad_input)
+
+    with no_inplace(model):
+        handles = [m.register_full_backward_hook(positive) for m in relus]
+        try:
+            yield len(relus)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def guided_map(classifier: Classifier, image: torch.Tensor, target: int) -> torch.Tensor:
+    """Guided backprop: :func:`gradient_map` through :func:`guided_relus`: ``(H, W)``."""
+    with guided_relus(classifier.model):
+        return gradient_map(classifier, image, target)
+
+
 def last_feature_layer(classifier: Classifier) -> str:
     """Name of the last module whose output is a 4-D feature map (found with one forward pass)."""
     names = [n for n, m in classifier.model.named_modules() if n and not list(m.children())]
@@ -88,12 +121,19 @@ def gradcam_map(classifier: Classifier, image: torch.Tensor, target: int, *, lay
     return F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu()
 
 
-def occlusion_map(classifier: Classifier, image: torch.Tensor, target: int, *, window: int = 32,
-                  stride: int = 16, baseline: str = "mean", batch_size: int = 32) -> torch.Tensor:
-    """Mean drop of the target probability over the occluding windows that cover each pixel: ``(H, W)``."""
+def occlusion_map(classifier: Classifier, image: torch.Tensor, target: int, *, window: int | None = None,
+                  stride: int | None = None, baseline: str = "zero", batch_size: int = 32) -> torch.Tensor:
+    """Drop of the target probability when a ``window`` x ``window`` patch is replaced by the ``baseline``, every
+    ``stride`` pixels; each pixel takes the drop of the window whose centre is nearest to it: ``(H, W)``.
+
+    Defaults: ``window`` a third of the shorter side, ``stride`` a quarter of the window, ``zero`` (black) patches:
+    in a close-up the image's mean colour is the object's own colour and hides little of it (docs/understand.md).
+    """
     if baseline not in BASELINES:
         raise PerceptError(f"unknown occlusion baseline {baseline!r}; use {', '.join(BASELINES)}")
     h, w = image.shape[-2:]
+    window = window or max(1, min(h, w) // 3)
+    stride = stride or max(1, window // 4)
     if not 1 <= stride <= window <= min(h, w):
         raise PerceptError(f"occlusion needs 1 <= stride <= window <= {min(h, w)} px, got window {window}, "
                            f"stride {stride}")
@@ -117,11 +157,15 @@ def occlusion_map(classifier: Classifier, image: torch.Tensor, target: int, *, w
                 batch[i, :, t : t + window, l : l + window] = fill[0, :, t : t + window, l : l + window]
             probs = classifier.model(batch.to(classifier.device)).softmax(dim=1)[:, target].cpu()
             drops += (base - probs).tolist()
-    total, count = torch.zeros(h, w), torch.zeros(h, w)
-    for (t, l), drop in zip(boxes, drops):
-        total[t : t + window, l : l + window] += drop
-        count[t : t + window, l : l + window] += 1
-    return (total / count).clamp_min(0)
+    grid = torch.tensor(drops).view(len(tops), len(lefts))
+    rows = _nearest(torch.arange(h) + 0.5, torch.tensor(tops) + window / 2)
+    cols = _nearest(torch.arange(w) + 0.5, torch.tensor(lefts) + window / 2)
+    return grid[rows][:, cols].clamp_min(0)
+
+
+def _nearest(positions: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """For each position ``(N,)`` the index of the nearest of ``centres`` ``(M,)``."""
+    return (positions[:, None] - centres[None, :]).abs().argmin(dim=1)
 
 
 def saliency(classifier: Classifier, image: torch.Tensor, *, method: str = "gradcam",
@@ -131,7 +175,7 @@ def saliency(classifier: Classifier, image: torch.Tensor, *, method: str = "grad
     if method not in METHODS:
         raise PerceptError(f"unknown saliency method {method!r}; use {', '.join(METHODS)}")
     index = target_index(classifier, image, target)
-    compute = {"gradient": gradient_map, "smoothgrad": smoothgrad_map, "gradcam": gradcam_map,
+    compute = {"gradient": gradient_map, "smoothgrad": smoothgrad_map, "guided": guided_map, "gradcam": gradcam_map,
                "occlusion": occlusion_map}[method]
     allowed = [name for name in inspect.signature(compute).parameters if name not in ("classifier", "image", "target")]
     unknown = sorted(set(options) - set(allowed))
