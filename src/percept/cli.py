@@ -763,6 +763,171 @@ def _cmd_explain_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature_inputs(args: argparse.Namespace):
+    """``(output path, image paths of FOLDER)`` of a feature-space ``explain`` method, checked before any loading;
+    QUERY images, where the method has them, are checked too."""
+    from .image import check_writable, find_images, load_image
+
+    output = check_writable(args.output)
+    paths = find_images(args.folder, "image")
+    for query in getattr(args, "queries", None) or []:
+        load_image(query, what="query image")
+    return output, paths
+
+
+def _cmd_explain_neighbours(args: argparse.Namespace) -> int:
+    from .image import save_image
+    from .understand import layer_backbone, neighbours, neighbours_grid
+
+    output, _ = _feature_inputs(args)
+    backbone = layer_backbone(args.model, layer=args.layer, device=args.device)
+    r = neighbours(backbone, args.folder, args.queries, k=args.k, metric=args.metric, cache_dir=args.cache_dir,
+                   batch_size=args.batch_size or 32, progress=not args.quiet)
+    layer = args.layer or "pooled penultimate features"
+    save_image(neighbours_grid(r, cell=args.cell), output,
+               {"kind": "explain neighbours", "model": args.model, "layer": layer, "folder": str(args.folder),
+                "metric": args.metric, "queries": [str(q) for q in r.queries],
+                "neighbours": [[str(p) for p in row] for row in r.paths], "classes": r.labels,
+                "distances": [[round(float(d), 4) for d in row] for row in r.distances]})
+    n, (q, k) = len(r.index.paths), r.indices.shape
+    same = r.same_class[r.labelled]
+    share = f"; {int(same.sum())} of {same.size} neighbours share their query's class folder" if same.size else ""
+    print(f"wrote {output}: the {k} nearest of {n} images for {q} {'query' if q == 1 else 'queries'} "
+          f"({args.model}, {layer}, {args.metric} distance){share}; {r.index.cached} of {n} folder features "
+          "from the cache")
+    return 0
+
+
+def _cmd_explain_embedding(args: argparse.Namespace) -> int:
+    from .image import save_image
+    from .understand import embedding, embedding_figure, folder_features, layer_backbone
+
+    output, _ = _feature_inputs(args)
+    backbone = layer_backbone(args.model, layer=args.layer, device=args.device)
+    index = folder_features(backbone, args.folder, cache_dir=args.cache_dir, batch_size=args.batch_size or 32,
+                            progress=not args.quiet)
+    methods = ("pca", "tsne") if args.method == "both" else (args.method,)
+    embs = embedding(backbone, index, methods=methods, seed=args.seed, perplexity=args.perplexity)
+    layer = args.layer or "pooled penultimate features"
+    where = "/".join(Path(args.folder).resolve().parts[-2:])
+    title = f"{args.model}, {layer}: {len(index.paths)} images of {where}"
+    save_image(embedding_figure(embs, thumbnails=args.thumbnails, title=title, seed=args.seed), output,
+               {"kind": f"explain embedding ({args.method})", "model": args.model, "layer": layer,
+                "folder": str(args.folder), "classes": index.classes, "seed": args.seed,
+                "separation": {e.method: round(e.separation, 4) for e in embs}})
+    parts = [f"{'PCA' if e.method == 'pca' else 't-SNE'} {e.separation:.0%}"
+             + (f" ({e.explained:.0%} of variance)" if e.explained is not None else "") for e in embs]
+    print(f"wrote {output}: {len(index.paths)} images in {len(index.classes)} class folders; 1-NN class agreement "
+          f"in 2-D: {', '.join(parts)}; {index.cached} of {len(index.paths)} features from the cache")
+    return 0
+
+
+def _cmd_explain_top_patches(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .image import save_image
+    from .understand import patches_grid, top_patches
+
+    output, _ = _feature_inputs(args)
+    r = top_patches(args.model, args.folder, layer=args.layer, channel=args.channel, k=args.k,
+                    per_image=args.per_image, patch=args.patch, batch_size=args.batch_size or 16, device=args.device,
+                    progress=not args.quiet)
+    rf = r.receptive_field
+    save_image(patches_grid(r, columns=args.columns, cell=args.cell), output,
+               {"kind": "explain top-patches", "model": args.model, "layer": args.layer, "channel": args.channel,
+                "folder": str(args.folder), "sources": [str(p) for p in r.paths], "classes": r.labels,
+                "activations": [round(float(v), 4) for v in r.values], "boxes": r.boxes.tolist(),
+                "receptive_field": rf.size, "stride": rf.stride})
+    counts = ", ".join(f"{name} {n}" for name, n in Counter(r.labels).most_common(5))
+    print(f"wrote {output}: the {len(r.values)} strongest patches of {r.images} images for channel {args.channel} "
+          f"of {args.layer} ({r.channels} channels; receptive field {'>= ' if rf.clipped else ''}{rf.size} px, "
+          f"stride {rf.stride}; patches {r.patches.shape[-1]} px); activation {r.values[0]:.3g} to "
+          f"{r.values[-1]:.3g}; class folders: {counts}")
+    return 0
+
+
+def _cmd_explain_class_image(args: argparse.Namespace) -> int:
+    import torch
+
+    from .image import check_writable, save_image
+    from .understand import load_classifier
+    from .understand.class_image import class_image
+
+    output = check_writable(args.output)
+    classifier = load_classifier(args.model, device=args.device)
+    targets = [classifier.class_index(t) for t in args.target.split(",")]  # every name checked before any work
+    results = [class_image(classifier, t, size=args.size, steps=args.steps, lr=args.lr, decay=args.decay,
+                           jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma, seed=args.seed,
+                           progress=not args.quiet) for t in targets]
+    names = [classifier.classes[r.target] for r in results]
+    save_image(torch.cat([r.image for r in results], dim=3), output,
+               {"kind": "explain class-image", "model": classifier.id, "classes": names, "steps": args.steps,
+                "lr": args.lr, "decay": args.decay, "jitter": args.jitter, "blur_every": args.blur_every,
+                "blur_sigma": args.blur_sigma, "seed": args.seed,
+                "logits": [[round(r.start_logit, 3), round(r.end_logit, 3)] for r in results]})
+    parts = [f"{name!r} logit {r.start_logit:.2f} -> {r.end_logit:.2f} (+{r.gain:.2f}), rank {r.rank}, "
+             f"p {r.probability:.3f}" for name, r in zip(names, results)]
+    print(f"wrote {output}: {'; '.join(parts)}")
+    return 0
+
+
+#: --layers of ``explain invert`` and --layer of ``explain dream`` when not given, by model.
+INVERT_LAYERS = {"vgg19": "relu1_2,relu2_2,relu3_4,relu4_4", "vgg16": "relu1_2,relu2_2,relu3_3,relu4_3",
+                 "alexnet": "relu1,relu2,relu3,relu5", "efficientnet_lite0": "_blocks.0,_blocks.2,_blocks.4,_blocks.10",
+                 "efficientnet_lite2": "_blocks.0,_blocks.2,_blocks.4,_blocks.10"}
+DREAM_LAYER = {"vgg19": "relu3_3", "vgg16": "relu3_3", "alexnet": "relu3", "efficientnet_lite0": "_blocks.10",
+               "efficientnet_lite2": "_blocks.10"}
+
+
+def _default_layer(args: argparse.Namespace, value: str | None, defaults: dict[str, str], option: str) -> str:
+    if value:
+        return value
+    if args.model not in defaults:
+        raise PerceptError(f"give {option} for {args.model} (`percept explain layers --model {args.model}` lists "
+                           "the names)")
+    return defaults[args.model]
+
+
+def _cmd_explain_invert(args: argparse.Namespace) -> int:
+    from .image import check_writable, load_image, save_image, to_tensor
+    from .understand.invert import invert
+
+    output = check_writable(args.output)
+    layers = _default_layer(args, args.layers, INVERT_LAYERS, "--layers").split(",")
+    image = to_tensor(load_image(args.image), longest=args.size)
+    r = invert(_network(args.model, args.device), image, layers, steps=args.steps, optimizer=args.optimizer,
+               tv_weight=args.tv_weight, alpha_weight=args.alpha_weight, seed=args.seed, progress=not args.quiet)
+    save_image(r.strip(), output,
+               {"kind": "explain invert", "model": args.model, "layers": layers, "size": args.size,
+                "steps": args.steps, "optimizer": args.optimizer, "tv_weight": args.tv_weight,
+                "alpha_weight": args.alpha_weight, "seed": args.seed,
+                "psnr": {inv.layer: round(inv.psnr, 2) for inv in r.inversions},
+                "feature_error": {inv.layer: round(inv.loss, 5) for inv in r.inversions}})
+    parts = [f"{inv.layer} {inv.psnr:.1f} dB (feature error {inv.loss:.4f})" for inv in r.inversions]
+    print(f"wrote {output} (original | {' | '.join(layers)}, {image.shape[-1]}x{image.shape[-2]} px): PSNR "
+          f"{', '.join(parts)}")
+    return 0
+
+
+def _cmd_explain_dream(args: argparse.Namespace) -> int:
+    from .image import check_writable, load_image, save_image, to_tensor
+    from .understand.dream import dream
+
+    output = check_writable(args.output)
+    layer = _default_layer(args, args.layer, DREAM_LAYER, "--layer")
+    image = to_tensor(load_image(args.image), longest=args.size)
+    r = dream(_network(args.model, args.device), image, layer, octaves=args.octaves, octave_scale=args.octave_scale,
+              steps=args.steps, step_size=args.step_size, jitter=args.jitter, seed=args.seed, progress=not args.quiet)
+    save_image(r.image, output,
+               {"kind": "explain dream", "model": args.model, "layer": layer, "size": args.size,
+                "octaves": args.octaves, "octave_scale": args.octave_scale, "steps": args.steps,
+                "step_size": args.step_size, "jitter": args.jitter, "seed": args.seed,
+                "norm_before": round(r.norm_before, 4), "norm_after": round(r.norm_after, 4)})
+    print(f"wrote {output} ({image.shape[-1]}x{image.shape[-2]} px): {layer} RMS activation {r.norm_before:.3f} -> "
+          f"{r.norm_after:.3f} (x{r.ratio:.2f})")
+    return 0
+
+
 def _add_compute_options(p: argparse.ArgumentParser, *, batch: str, cache: bool = True) -> None:
     """--batch-size (``batch`` describes its default), --device, --cache-dir (if ``cache``) and --quiet."""
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch; bounds memory (default: {batch})")
@@ -1084,10 +1249,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "activations and layers also a feature network (vgg19, vgg16, alexnet).")
     methods = p.add_subparsers(dest="method_name", metavar="METHOD", required=True)
 
-    def method(name: str, help: str, example: str) -> argparse.ArgumentParser:
+    def method(name: str, help: str, example: str, model: str = "efficientnet_lite0") -> argparse.ArgumentParser:
         m = methods.add_parser(name, help=help, formatter_class=fmt, epilog=f"example:\n  {example}")
-        m.add_argument("--model", default="efficientnet_lite0", metavar="MODEL",
-                       help="network to explain (default: efficientnet_lite0)")
+        m.add_argument("--model", default=model, metavar="MODEL", help=f"network to explain (default: {model})")
         m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
         return m
 
@@ -1107,22 +1271,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--channels", type=int, default=16, help="how many channels to show (default: 16)")
     m.add_argument("--size", type=int, default=224, help="longest side of the image fed in, px (default: 224)")
     m.set_defaults(func=_cmd_explain_activations)
-    m = method("saliency", "which pixels the decision depends on: gradient, smoothgrad, gradcam, occlusion",
+    m = method("saliency", "which pixels the decision depends on: gradient, smoothgrad, guided, gradcam, "
+               "occlusion",
                "percept explain saliency cat.jpg --method gradcam --whole -o gradcam.png")
     m.add_argument("image", metavar="IMAGE", help="input image")
     m.add_argument("-o", "--output", required=True, metavar="OUT.png",
                    help="image and heat-map overlay, side by side (required)")
-    m.add_argument("--method", choices=("gradient", "smoothgrad", "gradcam", "occlusion"), default="gradcam",
+    m.add_argument("--method", choices=("gradient", "smoothgrad", "guided", "gradcam", "occlusion"), default="gradcam",
                    help="saliency method (default: gradcam)")
     m.add_argument("--class", dest="target", default=None, metavar="NAME|INDEX",
                    help="class to explain (default: the top class)")
     m.add_argument("--whole", action="store_true", help="the whole image, longest side at the classifier's resize "
                    "size, instead of its centre crop (default: off)")
     m.add_argument("--layer", default=None, help="gradcam: layer (default: the last feature map)")
-    m.add_argument("--window", type=int, default=None, help="occlusion: patch size, px (default: 32)")
-    m.add_argument("--stride", type=int, default=None, help="occlusion: step between patches, px (default: 16)")
-    m.add_argument("--baseline", choices=("mean", "blur", "zero"), default=None,
-                   help="occlusion: what replaces the patch (default: mean)")
+    m.add_argument("--window", type=int, default=None,
+                   help="occlusion: patch size, px (default: a third of the image's shorter side)")
+    m.add_argument("--stride", type=int, default=None,
+                   help="occlusion: step between patches, px (default: a quarter of the window)")
+    m.add_argument("--baseline", choices=("zero", "mean", "blur"), default=None,
+                   help="occlusion: what replaces the patch: black, the image's mean colour or its blurred self "
+                   "(default: zero)")
     m.add_argument("--samples", type=int, default=None, help="smoothgrad: noisy copies (default: 32)")
     m.add_argument("--noise", type=float, default=None, help="smoothgrad: noise std (default: 0.15)")
     m.add_argument("--batch-size", type=int, default=None, help="occlusion/smoothgrad: images per forward pass "
@@ -1141,6 +1309,135 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L-inf budget in 8-bit levels: 4 = every pixel changes by at most 4/255 (default: 4)")
     m.add_argument("--steps", type=int, default=20, help="pgd: gradient steps (default: 20)")
     m.set_defaults(func=_cmd_explain_attack)
+
+    feature_models = ("MODEL may also be a feature network (vgg19, vgg16, alexnet; layers relu1_1 ...). ")
+    layer_help = ("layer whose output, averaged over space, is the feature vector (see percept explain layers) "
+                  "(default: the pooled penultimate features, as percept train uses)")
+
+    def feature_options(m: argparse.ArgumentParser, batch: str, cache: bool = True) -> None:
+        m.add_argument("--batch-size", type=int, default=None,
+                       help=f"images per forward pass; bounds memory (default: {batch})")
+        if cache:
+            m.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder (default: "
+                           "$PERCEPT_CACHE/features or ~/.cache/percept/features)")
+        m.add_argument("-q", "--quiet", action="store_true", help="no progress bars (default: off)")
+
+    m = method("neighbours", "the images of a folder nearest to query images in a layer's feature space "
+               "(cached index)", "percept explain neighbours photos/ cat.jpg dog.jpg -k 5 -o nn.png")
+    m.description = ("Index FOLDER (recursively) by a layer's pooled features (cached per network, weights and "
+                     "layer) and show the k nearest images of each QUERY, captioned with class folder and "
+                     "distance; green frames: same class folder as the query. " + feature_models)
+    m.add_argument("folder", metavar="FOLDER", help="images to search (class folders name the classes)")
+    m.add_argument("queries", metavar="QUERY", nargs="+", help="query image(s); one row each")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="grid image to write (required)")
+    m.add_argument("-k", type=int, default=5, help="neighbours per query (default: 5)")
+    m.add_argument("--layer", default=None, help=layer_help)
+    m.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine",
+                   help="distance between feature vectors (default: cosine)")
+    m.add_argument("--cell", type=int, default=112, help="thumbnail side in the grid, px (default: 112)")
+    feature_options(m, "32")
+    m.set_defaults(func=_cmd_explain_neighbours)
+    m = method("embedding", "a folder's images in 2-D (PCA, t-SNE) by a layer's features, coloured by class folder",
+               "percept explain embedding hymenoptera/val --method both -o embedding.png")
+    m.description = ("Scatter plots of FOLDER's images (recursively) by PCA and/or t-SNE of a layer's pooled, "
+                     "L2-normalised features (cached), one colour per class folder, with thumbnails. "
+                     + feature_models)
+    m.add_argument("folder", metavar="FOLDER", help="images to embed (class folders give the colours)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="figure to write (required)")
+    m.add_argument("--method", choices=("pca", "tsne", "both"), default="both",
+                   help="projection(s), side by side (default: both)")
+    m.add_argument("--layer", default=None, help=layer_help)
+    m.add_argument("--perplexity", type=float, default=None,
+                   help="t-SNE perplexity (default: min(30, (images - 1) / 3))")
+    m.add_argument("--seed", type=int, default=0, help="t-SNE and thumbnail-choice seed (default: 0)")
+    m.add_argument("--thumbnails", type=int, default=40, help="images drawn at their points per panel (default: 40)")
+    feature_options(m, "32")
+    m.set_defaults(func=_cmd_explain_embedding)
+    m = method("top-patches", "the image patches of a folder that activate one channel of a layer most",
+               "percept explain top-patches photos/ --layer _blocks.5 --channel 7 -o patches.png")
+    m.description = ("Run FOLDER's images (recursively) through MODEL and show the k input patches whose unit in "
+                     "CHANNEL of LAYER responds most (at most --per-image per image); a patch is the receptive "
+                     "field of its unit, measured with a gradient probe. " + feature_models)
+    m.add_argument("folder", metavar="FOLDER", help="images to search")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="grid image to write (required)")
+    m.add_argument("--layer", required=True, help="layer with a feature map (see percept explain layers) (required)")
+    m.add_argument("--channel", type=int, required=True, help="channel of the layer, from 0 (required)")
+    m.add_argument("-k", type=int, default=16, help="patches to show (default: 16)")
+    m.add_argument("--per-image", type=int, default=1, help="most patches taken from one image (default: 1)")
+    m.add_argument("--patch", type=int, default=None,
+                   help="patch side, px (default: the unit's receptive field, at most the network's crop)")
+    m.add_argument("--columns", type=int, default=8, help="patches per row (default: 8)")
+    m.add_argument("--cell", type=int, default=96, help="side of each patch in the grid, px (default: 96)")
+    feature_options(m, "16", cache=False)
+    m.set_defaults(func=_cmd_explain_top_patches)
+
+    m = method("class-image", "the image a classifier finds most typical of a class (gradient ascent on its logit)",
+               "percept explain class-image --class goldfish,flamingo -o classes.png")
+    m.description = ("Class visualisation (Simonyan et al. 2014) with Yosinski et al. 2015's regularisers: gradient "
+                     "ascent on the class logit from a grey image with faint seeded noise, each step jittered, "
+                     "decayed towards grey (L2) and clamped to [0, 1], blurred every few steps. Several classes "
+                     "are drawn side by side.")
+    m.add_argument("--class", dest="target", required=True, metavar="NAME|INDEX[,...]",
+                   help="class(es) to draw, comma-separated (required)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image(s) to write, side by side "
+                   "(required)")
+    m.add_argument("--size", type=int, default=None, help="image side, px (default: the classifier's crop, 224 for "
+                   "efficientnet_lite0)")
+    m.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (default: 200)")
+    m.add_argument("--lr", type=float, default=0.02,
+                   help="mean change of a pixel per step, in [0, 1] units (default: 0.02)")
+    m.add_argument("--decay", type=float, default=0.005, help="L2 decay towards grey per step (default: 0.005)")
+    m.add_argument("--jitter", type=int, default=16, help="largest random shift per step, px (default: 16)")
+    m.add_argument("--blur-every", type=int, default=4, help="blur every N steps; 0 = never (default: 4)")
+    m.add_argument("--blur-sigma", type=float, default=1.0, help="blur std, px (default: 1.0)")
+    m.add_argument("--seed", type=int, default=0, help="start-noise and jitter seed (default: 0)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+    m.set_defaults(func=_cmd_explain_class_image)
+    m = method("invert", "reconstruct an image from one layer's features, for several layers (Mahendran & Vedaldi)",
+               "percept explain invert cat.jpg --layers relu1_2,relu2_2,relu3_4,relu4_4 -o invert.png",
+               model="vgg19")
+    m.description = ("Feature inversion (Mahendran & Vedaldi 2015): for each layer, an image is optimised from "
+                     "seeded noise so that its features match the photo's (relative squared error) under a "
+                     "total-variation prior. Writes original | layer 1 | layer 2 ... and prints each PSNR. MODEL "
+                     "is a feature network (vgg19, vgg16, alexnet) or a classifier (its module names).")
+    m.add_argument("image", metavar="IMAGE", help="image to reconstruct")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help="original and reconstructions, side by side (required)")
+    m.add_argument("--layers", default=None, metavar="LAYER[,...]",
+                   help=f"layers to invert from, comma-separated (default: {INVERT_LAYERS['vgg19']} for vgg19, "
+                   f"{INVERT_LAYERS['vgg16']} for vgg16, {INVERT_LAYERS['alexnet']} for alexnet, "
+                   f"{INVERT_LAYERS['efficientnet_lite0']} for efficientnet_lite0/2; required for other models)")
+    m.add_argument("--size", type=int, default=128, help="longest side of the image, px (default: 128)")
+    m.add_argument("--steps", type=int, default=200, help="loss evaluations (lbfgs) or steps (adam) per layer "
+                   "(default: 200)")
+    m.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimizer (default: lbfgs)")
+    m.add_argument("--tv-weight", type=float, default=0.5, help="total-variation prior weight (default: 0.5)")
+    m.add_argument("--alpha-weight", type=float, default=0.0, help="alpha-norm (alpha 6) prior weight "
+                   "(default: 0 = off)")
+    m.add_argument("--seed", type=int, default=0, help="start-noise seed (default: 0)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+    m.set_defaults(func=_cmd_explain_invert)
+    m = method("dream", "DeepDream: amplify what a layer sees in a photo, over several octaves",
+               "percept explain dream cat.jpg --layer relu3_3 -o dream.png", model="vgg19")
+    m.description = ("DeepDream (Mordvintsev et al. 2015): normalised, jittered gradient ascent on the mean square "
+                     "of a layer's activations, from the smallest octave of the photo up, carrying the detail from "
+                     "octave to octave. MODEL is a feature network (vgg19, vgg16, alexnet) or a classifier (its "
+                     "module names).")
+    m.add_argument("image", metavar="IMAGE", help="photo to dream into")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.png", help="dreamed image (required)")
+    m.add_argument("--layer", default=None, help=f"layer to amplify (default: {DREAM_LAYER['vgg19']} for vgg19 and "
+                   f"vgg16, {DREAM_LAYER['alexnet']} for alexnet, {DREAM_LAYER['efficientnet_lite0']} for "
+                   "efficientnet_lite0/2; required for other models)")
+    m.add_argument("--size", type=int, default=384, help="longest side of the image, px (default: 384)")
+    m.add_argument("--octaves", type=int, default=3, help="scales, each --octave-scale smaller (default: 3)")
+    m.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves (default: 1.4)")
+    m.add_argument("--steps", type=int, default=10, help="gradient steps per octave (default: 10)")
+    m.add_argument("--step-size", type=float, default=0.006,
+                   help="mean change of a pixel per step, in [0, 1] units (default: 0.006, the original's 1.5/255)")
+    m.add_argument("--jitter", type=int, default=32, help="largest random shift per step, px (default: 32)")
+    m.add_argument("--seed", type=int, default=0, help="jitter seed (default: 0)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
+    m.set_defaults(func=_cmd_explain_dream)
 
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")

@@ -37,6 +37,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def module_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a module without parameters)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for mixed precision: ``amp=None`` means on for CUDA only; float16 (with loss scaling) on
     CUDA and MPS, bfloat16 on the CPU; ``None`` returned means full precision."""

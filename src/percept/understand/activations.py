@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
+from ..device import module_device
 from ..errors import PerceptError
-from ..models import FeatureNet
-from .hooks import capture
+from .hooks import layer_outputs
 
 
 def activation_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Tensor:
@@ -19,14 +19,8 @@ def activation_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.
     """
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise PerceptError(f"image must be (1, 3, H, W) RGB in [0, 1], got {tuple(image.shape)}")
-    device = next(model.parameters()).device
-    if isinstance(model, FeatureNet):  # named layers of its own (relu1_1, ...); it stops at the deepest asked
-        with torch.no_grad():
-            out = model(image.to(device), model.validate_layers([layer]))[layer]
-    else:
-        with torch.no_grad(), capture(model, [layer], detach=True) as acts:
-            model(image.to(device))
-        out = acts[layer]
+    with torch.no_grad():
+        out = layer_outputs(model, image.to(module_device(model)), [layer])[layer]
     if out.dim() != 4:
         raise PerceptError(f"layer {layer!r} gives a tensor of shape {tuple(out.shape)}, not a feature map; "
                            "choose a convolutional layer")

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..device import resolve_device
+from ..device import module_device, resolve_device
 from ..errors import PerceptError
 from ..models.efficientnet import CLASSIFIERS as LITE_CLASSIFIERS
 from ..models.efficientnet import get_classifier, imagenet_categories
@@ -48,7 +48,7 @@ class Classifier:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return module_device(self.model)
 
     def prepare(self, image: Image.Image) -> torch.Tensor:
         """``(1, 3, crop, crop)`` RGB in [0, 1] on the model's device, prepared as the classifier was evaluated

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import PerceptError
+from ..models import FeatureNet
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -83,3 +84,21 @@ def capture(model: nn.Module, layers: Sequence[str], *, detach: bool = False) ->
         finally:
             for handle in handles:
                 handle.remove()
+
+
+def layer_outputs(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The outputs of ``layers`` for ``x``, in the autograd graph: ``{name: tensor}``.
+
+    A :class:`FeatureNet` takes its own layer names and stops at the deepest; any other module takes module
+    names (``percept explain layers``) and runs its whole forward pass with hooks that are removed afterwards.
+    Unknown names and layers that the forward pass never reaches are one-line errors.
+    """
+    if isinstance(model, FeatureNet):
+        return model(x, model.validate_layers(layers))
+    with capture(model, layers) as acts:
+        model(x)
+    missing = [name for name in layers if name not in acts]
+    if missing:
+        raise PerceptError(f"layer {missing[0]!r} is not used in the forward pass; choose another "
+                           "(`percept explain layers` lists the ones that are)")
+    return dict(acts)

@@ -1,0 +1,73 @@
+"""Labelled image grids: tiles with a caption under each and an optional coloured frame (neighbours, patches)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ..errors import PerceptError
+from ..image import load_image
+
+Colour = tuple[int, int, int]
+GOOD: Colour = (40, 160, 60)
+BAD: Colour = (210, 50, 40)
+NEUTRAL: Colour = (150, 150, 150)
+
+
+def thumbnail(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """The centre square of an image, resized to ``size`` px: ``(3, size, size)`` in [0, 1]."""
+    img = ImageOps.fit(load_image(path), (size, size), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened with an ellipsis until it fits ``width`` px."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def labelled_grid(tiles: torch.Tensor, captions: Sequence[str | Sequence[str]], *, columns: int,
+                  frames: Sequence[Colour | None] | None = None, font_size: int = 11, frame: int = 3,
+                  gap: int = 4) -> torch.Tensor:
+    """Tiles ``(N, 3, h, w)`` in [0, 1] in rows of ``columns``, each with its caption (one string or several
+    lines) underneath and, where ``frames`` gives a colour, a ``frame``-px border: ``(1, 3, H, W)`` on white."""
+    if tiles.dim() != 4 or tiles.shape[1] != 3 or len(tiles) == 0:
+        raise PerceptError(f"tiles must be (N, 3, h, w) with N >= 1, got {tuple(tiles.shape)}")
+    n, _, h, w = tiles.shape
+    lines = [[c] if isinstance(c, str) else list(c) for c in captions]
+    if len(lines) != n:
+        raise PerceptError(f"{n} tiles but {len(lines)} captions")
+    frames = list(frames) if frames is not None else [None] * n
+    font = _font(font_size)
+    line_h = font_size + 3
+    text_h = line_h * max(len(c) for c in lines) + 2
+    cell_w, cell_h = w + 2 * frame, h + 2 * frame + text_h
+    rows = (n + columns - 1) // columns
+    canvas = Image.new("RGB", (columns * cell_w + (columns + 1) * gap, rows * cell_h + (rows + 1) * gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    arrays = (tiles.detach().float().cpu().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    for i in range(n):
+        r, c = divmod(i, columns)
+        x, y = gap + c * (cell_w + gap), gap + r * (cell_h + gap)
+        if frames[i] is not None:
+            draw.rectangle([x, y, x + cell_w - 1, y + h + 2 * frame - 1], fill=frames[i])
+        canvas.paste(Image.fromarray(arrays[i], "RGB"), (x + frame, y + frame))
+        for j, text in enumerate(lines[i]):
+            draw.text((x + 1, y + h + 2 * frame + 1 + j * line_h), _fit(draw, text, font, cell_w - 2), fill="black",
+                      font=font)
+    arr = np.asarray(canvas, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
