@@ -72,3 +72,14 @@ def test_targeted_pgd_reaches_blue_within_the_budget(colours):
     assert float(r.image.min()) >= 0 and float(r.image.max()) <= 1
     failed = attack(colours, x, method="pgd", epsilon=0.01, target="blue", steps=10)  # 0.05 apart: out of reach
     assert not failed.success and failed.new_class == 0
+
+
+def test_first_layer_filters_of_a_tiny_network_are_its_first_convolution():
+    from percept.errors import PerceptError
+    from percept.understand import first_layer_filters
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    assert torch.equal(first_layer_filters(net), net[0].weight.detach())
+    with pytest.raises(PerceptError) as err:
+        first_layer_filters(nn.Sequential(nn.Linear(3, 2)))
+    assert "\n" not in str(err.value)
