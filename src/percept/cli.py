@@ -391,6 +391,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from .service.broker import run_worker
+
+    if not args.broker:
+        raise PerceptError("give the Redis URL of percept serve --broker: --broker URL or $PERCEPT_BROKER")
+    if not args.broker.startswith(("redis://", "rediss://", "unix://")):
+        raise PerceptError(f"broker {args.broker!r} is not a Redis URL; use redis://host:6379/0")
+    if args.iterations < 0:
+        raise PerceptError(f"iterations must be >= 0, got {args.iterations}")
+    logging.basicConfig(level=logging.INFO, format="percept: %(name)s: %(message)s")
+    try:
+        run_worker(args.broker, device=args.device, iterations=args.iterations, burst=args.burst)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("redis", "rq"):
+            raise
+        raise PerceptError(f"percept worker needs {exc.name}, which is not installed; pip install "
+                           "'percept[service]'") from None
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .transfer import train_features, train_finetune
 
@@ -928,6 +950,62 @@ def _cmd_explain_dream(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE_PACKAGES = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "limits", "pydantic"}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Start the artwork service: web app, job store and embedded workers (or the Redis broker) in one process."""
+    try:
+        import uvicorn
+
+        from .service.app import create_app
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVICE_PACKAGES:
+            raise
+        raise PerceptError(f"the service needs {exc.name}, which is not installed; pip install 'percept[service]'"
+                           ) from None
+    import logging
+
+    from limits import parse
+
+    from .service.config import MIB, ServiceConfig
+    from .service.core import Service
+    from .service.safety import is_loopback
+
+    limits = {"max_upload_bytes": int(args.max_upload_mb * MIB), "max_pixels": args.max_pixels,
+              "max_size": args.max_size, "queue_cap": args.queue_cap, "rate_limit": args.rate_limit}
+    try:
+        rate = parse(args.rate_limit)
+    except ValueError:
+        raise PerceptError(f"--rate-limit {args.rate_limit!r} is not a rate; write it like 30/minute") from None
+    if not is_loopback(args.host):
+        if not args.public:
+            raise PerceptError(f"--host {args.host} would expose the service beyond this machine; add --public "
+                               "(safe limits) or keep --host 127.0.0.1")
+        safe = ServiceConfig(data_dir=Path("."))
+        safe_rate = parse(safe.rate_limit)
+        limits = {name: min(value, getattr(safe, name)) for name, value in limits.items() if name != "rate_limit"}
+        faster = rate.amount / rate.get_expiry() > safe_rate.amount / safe_rate.get_expiry()
+        limits.update(rate_limit=safe.rate_limit if faster else args.rate_limit, allow_private_webhooks=False)
+        print(f"percept: warning: serving on {args.host}, reachable from other machines: limits capped at their "
+              f"defaults, webhooks to private addresses refused, listing every job off. Put it behind an HTTPS "
+              "proxy; anyone with a job's link can see that job.", file=sys.stderr)
+    config = ServiceConfig.from_env(data_dir=args.data_dir, workers=args.workers, broker=args.broker,
+                                    device=args.device, iterations=args.iterations, smtp_url=args.smtp,
+                                    mail_from=args.mail_from, public_url=args.public_url, host=args.host,
+                                    port=args.port, **limits)
+    logging.basicConfig(level=logging.INFO, format="percept: %(name)s: %(message)s")
+    service = Service(config)
+    service.start()
+    try:
+        print(f"percept: serving http://{args.host}:{args.port}/ (data: {config.data_dir}; "
+              f"{'jobs via ' + config.broker if config.broker else f'{config.workers} embedded worker(s)'})")
+        uvicorn.run(create_app(service, manage=False), host=args.host, port=args.port, log_level="info")
+    finally:
+        service.stop()
+    return 0
+
+
 def _add_compute_options(p: argparse.ArgumentParser, *, batch: str, cache: bool = True) -> None:
     """--batch-size (``batch`` describes its default), --device, --cache-dir (if ``cache``) and --quiet."""
     p.add_argument("--batch-size", type=int, default=None, help=f"images per batch; bounds memory (default: {batch})")
@@ -1439,6 +1517,57 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bar (default: off)")
     m.set_defaults(func=_cmd_explain_dream)
 
+    p = sub.add_parser(
+        "serve", help="run the artwork web service: upload a photo, choose a style, get the painting",
+        formatter_class=fmt, description="The artwork service: a web page and a JSON API (docs at /docs). Jobs "
+        "live in a SQLite file and images on disk under --data-dir, so they survive restarts. Without --broker "
+        "jobs run on --workers threads in this process; with --broker they run on `percept worker` processes.",
+        epilog="examples:\n  percept serve                                  # http://127.0.0.1:8000/\n"
+        "  percept serve --workers 2 --device cuda\n"
+        "  percept serve --broker redis://localhost:6379/0 --workers 0   # then: percept worker --broker ...\n"
+        "  PERCEPT_SMTP_URL=smtp://user:pass@mail.example.org:587 percept serve --mail-from art@example.org\n"
+        "  percept serve --host 0.0.0.0 --public --public-url https://art.example.org",
+    )
+    from .service.config import ServiceConfig
+
+    service_defaults = ServiceConfig(data_dir=Path("."))
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback needs --public "
+                   "(default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="jobs database, uploads, results and the secret (default: $XDG_DATA_HOME/percept/service, "
+                   "i.e. ~/.local/share/percept/service)")
+    p.add_argument("--workers", type=int, default=1, help="embedded worker threads; ignored with --broker "
+                   "(default: 1)")
+    p.add_argument("--broker", metavar="redis://HOST:6379/0", default=None,
+                   help="run jobs on `percept worker` processes through Redis (RQ) (default: off, embedded workers)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps "
+                   "(default: auto)")
+    p.add_argument("--iterations", type=int, default=0, metavar="N", help="L-BFGS steps per stage of method "
+                   "quality (default: 0 = by size: 150 up to 256 px, 100 up to 512 px, 60 above)")
+    p.add_argument("--public", action="store_true", help="allow a --host reachable from other machines; caps the "
+                   "limits below at their defaults and refuses webhooks to private addresses (default: off)")
+    p.add_argument("--public-url", default=None, metavar="URL", help="base URL for links in notifications "
+                   "(default: $PERCEPT_PUBLIC_URL, else http://HOST:PORT)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-upload-mb", type=float, default=service_defaults.max_upload_bytes / 2**20,
+                   help="largest uploaded image, MiB (default: %(default)g)")
+    g.add_argument("--max-pixels", type=int, default=service_defaults.max_pixels,
+                   help="most pixels of an uploaded image, checked before decoding (default: %(default)d)")
+    g.add_argument("--max-size", type=int, default=service_defaults.max_size,
+                   help="largest output side, px (default: %(default)d)")
+    g.add_argument("--queue-cap", type=int, default=service_defaults.queue_cap,
+                   help="queued plus running jobs at most; more get 503 (default: %(default)d)")
+    g.add_argument("--rate-limit", default=service_defaults.rate_limit, metavar="N/PERIOD",
+                   help="job submissions per client address, e.g. 30/minute or 500/hour (default: %(default)s)")
+    g = p.add_argument_group("notifications")
+    g.add_argument("--smtp", metavar="smtp://USER:PASS@HOST:PORT", default=None,
+                   help="mail server for 'done' emails; smtps:// for TLS; prefer $PERCEPT_SMTP_URL, which keeps the "
+                   "password out of the process list (default: $PERCEPT_SMTP_URL, else no email)")
+    g.add_argument("--mail-from", metavar="ADDRESS", default=None,
+                   help=f"sender of those emails (default: $PERCEPT_MAIL_FROM, else {service_defaults.mail_from})")
+    p.set_defaults(func=_cmd_serve)
+
     p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: off)")
     p.set_defaults(func=_cmd_models)
@@ -1449,6 +1578,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "percept train-style")
     p.add_argument("--json", action="store_true", help="print the whole record as JSON (default: off)")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("worker", help="run artwork-service jobs from a Redis broker (scale-out of percept serve)",
+                       formatter_class=fmt, description="Run jobs of `percept serve --broker URL` on this machine.\n"
+                       "A worker needs only the Redis URL: jobs bring their inputs and take their results back\n"
+                       "through Redis (no shared disk, no data dir). Start one per GPU, on any machine that\n"
+                       "reaches Redis; never expose Redis publicly (password, private network, rediss:// TLS).",
+                       epilog="examples:\n  export PERCEPT_BROKER=redis://:PASSWORD@10.0.0.5:6379/0\n"
+                       "  percept worker --device cuda\n  percept worker --broker redis://localhost:6379/0 --burst")
+    p.add_argument("--broker", default=os.environ.get("PERCEPT_BROKER"), metavar="URL", help="Redis URL, e.g. "
+                   "redis://localhost:6379/0, redis://:PASSWORD@host:6379/0 or rediss://... (TLS) (default: "
+                   "$PERCEPT_BROKER; prefer the variable when the URL has a password: it stays out of `ps`)")
+    p.add_argument("--device", default="auto", help="device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps "
+                   "(default: auto)")
+    p.add_argument("--iterations", type=int, default=0, metavar="N", help="L-BFGS steps per stage of method "
+                   "quality (default: 0 = as percept serve says, else by size: 150 up to 256 px, 100 up to "
+                   "512 px, 60 above)")
+    p.add_argument("--burst", action="store_true", help="exit when the queue is empty (default: wait for jobs)")
+    p.add_argument("--data-dir", help=argparse.SUPPRESS)  # ignored: workers need no data dir any more
+    p.set_defaults(func=_cmd_worker)
     return parser
 
 

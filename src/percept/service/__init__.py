@@ -1,0 +1,16 @@
+"""The artwork service: upload a photo, choose a style, get the painting (``percept serve``, ``percept worker``).
+
+Names are imported lazily (PEP 562): the web layer and the CLI import only what they use.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {"Service": "core", "QueueFull": "store", "ServiceConfig": "config", "Job": "store",
+            "JobStore": "store", "Style": "styles", "list_styles": "styles", "get_style": "styles"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
