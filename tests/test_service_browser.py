@@ -148,12 +148,16 @@ def test_upload_style_submit_progress_result_download(server, tmp_path, cat_path
             saved = tmp_path / download.suggested_filename
             download.save_as(saved)
             assert max(Image.open(saved).size) == 128 and read_metadata(saved)["job"] == job_id
+            downloaded = context.new_page()  # the downloaded file itself, as the browser shows it
+            downloaded.goto(saved.as_uri())
+            screenshot(downloaded, "5_download")
+            downloaded.close()
 
             # 5. the gallery lists the finished work
             page.goto(f"{server}/gallery")
             page.wait_for_selector(f"a[href='/jobs/{job_id}'] img")
             page.wait_for_function("() => [...document.images].every((i) => i.complete)")
-            screenshot(page, "5_gallery")
+            screenshot(page, "6_gallery")
             assert errors == []
         finally:
             browser.close()

@@ -402,6 +402,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         raise PerceptError(f"broker {args.broker!r} is not a Redis URL; use redis://host:6379/0")
     if args.iterations < 0:
         raise PerceptError(f"iterations must be >= 0, got {args.iterations}")
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, format="percept: %(name)s: %(message)s")
     try:
         run_worker(args.broker, device=args.device, iterations=args.iterations, burst=args.burst)
@@ -950,7 +952,8 @@ def _cmd_explain_dream(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVICE_PACKAGES = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "limits", "pydantic"}
+SERVICE_PACKAGES = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "limits", "pydantic", "filelock",
+                    "rq", "redis"}
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -968,6 +971,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from limits import parse
 
+    from .service.broker import redact_url
     from .service.config import MIB, ServiceConfig
     from .service.core import Service
     from .service.safety import is_loopback
@@ -999,7 +1003,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service.start()
     try:
         print(f"percept: serving http://{args.host}:{args.port}/ (data: {config.data_dir}; "
-              f"{'jobs via ' + config.broker if config.broker else f'{config.workers} embedded worker(s)'})")
+              f"{'jobs via ' + redact_url(config.broker) if config.broker else f'{config.workers} embedded worker(s)'})")
         uvicorn.run(create_app(service, manage=False), host=args.host, port=args.port, log_level="info")
     finally:
         service.stop()
@@ -1540,7 +1544,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="embedded worker threads; ignored with --broker "
                    "(default: 1)")
     p.add_argument("--broker", metavar="redis://HOST:6379/0", default=None,
-                   help="run jobs on `percept worker` processes through Redis (RQ) (default: off, embedded workers)")
+                   help="run jobs on `percept worker` processes through Redis (RQ); $PERCEPT_BROKER keeps a password "
+                   "out of `ps` (default: $PERCEPT_BROKER, else off: embedded workers)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps "
                    "(default: auto)")
     p.add_argument("--iterations", type=int, default=0, metavar="N", help="L-BFGS steps per stage of method "
@@ -1595,7 +1600,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "quality (default: 0 = as percept serve says, else by size: 150 up to 256 px, 100 up to "
                    "512 px, 60 above)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty (default: wait for jobs)")
-    p.add_argument("--data-dir", help=argparse.SUPPRESS)  # ignored: workers need no data dir any more
+    p.add_argument("--nice", type=int, default=10, help="lower this process's CPU priority by N (POSIX), so that "
+                   "a web server on the same machine stays responsive while it paints (default: 10)")
     p.set_defaults(func=_cmd_worker)
     return parser
 

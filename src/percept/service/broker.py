@@ -120,7 +120,7 @@ class RedisBroker:
             self.redis.ping()
             self.collect(inspect=True)
         except RedisError as exc:
-            raise PerceptError(f"cannot use the broker {_safe_url(self.config.broker)} ({exc}); is redis-server "
+            raise PerceptError(f"cannot use the broker {redact_url(self.config.broker)} ({exc}); is redis-server "
                                "running?") from None
         self._stopping.clear()
         self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="percept-notify")
@@ -450,7 +450,7 @@ class RedisBroker:
             log.exception("job %s: notifications failed", job.id)
 
 
-def _safe_url(url: str | None) -> str:
+def redact_url(url: str | None) -> str:
     """The broker URL without its password (for messages)."""
     from urllib.parse import urlsplit
 
@@ -598,7 +598,7 @@ def run_worker(broker: str, *, device: str = "auto", iterations: int = 0, burst:
     try:
         redis.ping()
     except RedisError as exc:
-        raise PerceptError(f"cannot use the broker {_safe_url(broker)} ({exc}); is redis-server running?") from None
+        raise PerceptError(f"cannot use the broker {redact_url(broker)} ({exc}); is redis-server running?") from None
     _context = _WorkerContext(redis, device=device, iterations=iterations)
     stopping = _context.stopping
 

@@ -8,15 +8,15 @@ the id pattern are simply unknown).
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
 import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from filelock import FileLock, Timeout
 from PIL import Image, ImageOps
 
 from ..errors import PerceptError
@@ -48,7 +48,7 @@ class Service:
         self.store: JobStore | None = None
         self._workers: EmbeddedWorkers | None = None
         self._broker: Any = None  # broker.RedisBroker (imported only with a broker: it needs redis and rq)
-        self._lock_file: IO[str] | None = None
+        self._lock_file: FileLock | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -95,7 +95,7 @@ class Service:
             self.store.close()
             self.store = None
         if self._lock_file is not None:
-            self._lock_file.close()  # releases the lock
+            self._lock_file.release()
             self._lock_file = None
 
     def __enter__(self) -> Service:
@@ -106,11 +106,10 @@ class Service:
         self.stop()
 
     def _lock_data_dir(self) -> None:
-        lock = open(self.config.data_dir / "service.lock", "a")  # noqa: SIM115 (held until stop)
+        lock = FileLock(self.config.data_dir / "service.lock")  # an OS lock: released when the process dies
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
+            lock.acquire(timeout=0)
+        except Timeout:
             raise PerceptError(f"another percept service is using {self.config.data_dir}; stop it or use another "
                                "--data-dir (to add workers, use --broker and percept worker)") from None
         self._lock_file = lock
