@@ -8,6 +8,7 @@ from torchvision.utils import make_grid
 
 from ..device import module_device
 from ..errors import PerceptError
+from .ascent import check_image
 from .hooks import layer_outputs
 
 
@@ -17,8 +18,7 @@ def activation_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.
     ``layer`` is a module name of ``model`` (see :func:`percept.understand.hooks.layer_names`), or for a
     :class:`~percept.models.FeatureNet` one of its layer names (``relu3_1``); it must produce a feature map.
     """
-    if image.dim() != 4 or image.shape[:2] != (1, 3):
-        raise PerceptError(f"image must be (1, 3, H, W) RGB in [0, 1], got {tuple(image.shape)}")
+    check_image(image)
     with torch.no_grad():
         out = layer_outputs(model, image.to(module_device(model)), [layer])[layer]
     if out.dim() != 4:

@@ -1,13 +1,15 @@
 """What the gradient-ascent methods (class images, feature inversion, DeepDream) share.
 
 Images are RGB ``(1, 3, H, W)`` in [0, 1] on the network's device. The regularisers are Yosinski et al. 2015's
-(jitter, Gaussian blur; L2 decay is one line in :mod:`~percept.understand.class_image`); total variation is
-:func:`percept.losses.tv_loss`. named layers are read with :func:`~percept.understand.hooks.layer_outputs`.
+(jitter, Gaussian blur; L2 decay is one line in :mod:`~percept.understand.class_image`), applied in
+:func:`ascent_step`; total variation is :func:`percept.losses.tv_loss`; named layers are read with
+:func:`~percept.understand.hooks.layer_outputs`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -40,6 +42,19 @@ def random_shift(max_shift: int, generator: torch.Generator) -> tuple[int, int]:
 def roll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
     """``image`` ``(B, C, H, W)`` shifted circularly by ``(dy, dx)`` pixels (jitter; undo with the negated shift)."""
     return torch.roll(image, shifts=shift, dims=(-2, -1))
+
+
+def ascent_step(x: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor], *, step_size: float,
+                max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """One jittered, normalised gradient-ascent step on ``x`` ``(1, 3, H, W)``: ``score`` (a scalar) is taken on
+    ``x`` rolled by a random shift of up to ``max_shift`` px, its gradient is rolled back and ``x`` moves by
+    ``step_size`` x gradient / mean |gradient| (so ``step_size`` is the mean change of a pixel). Not clamped."""
+    shift = random_shift(max_shift, generator)
+    moved = roll(x, shift).requires_grad_(True)
+    (grad,) = torch.autograd.grad(score(moved), moved)
+    with torch.no_grad():
+        grad = roll(grad, (-shift[0], -shift[1]))
+        return x + step_size * grad / grad.abs().mean().clamp_min(1e-12)
 
 
 def blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import PerceptError
-from .ascent import blur, random_shift, roll
+from .ascent import ascent_step, blur
 from .classifier import Classifier
 from .hooks import no_inplace
 
@@ -62,12 +62,9 @@ def class_image(classifier: Classifier, target: str | int, *, size: int | None =
     with no_inplace(model):
         for step in tqdm(range(steps), desc=f"class image {classifier.classes[index]}", unit="step",
                          disable=not progress):
-            shift = random_shift(jitter, generator)
-            moved = roll(x, shift).requires_grad_(True)
-            (grad,) = torch.autograd.grad(model(moved)[0, index], moved)
+            x = ascent_step(x, lambda moved: model(moved)[0, index], step_size=lr, max_shift=jitter,
+                            generator=generator)
             with torch.no_grad():
-                grad = roll(grad, (-shift[0], -shift[1]))
-                x = x + lr * grad / grad.abs().mean().clamp_min(1e-12)
                 x = (0.5 + (1 - decay) * (x - 0.5)).clamp(0, 1)
                 if blur_every and (step + 1) % blur_every == 0:
                     x = blur(x, blur_sigma)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..device import module_device
 from ..errors import PerceptError
 from ..image import resize
-from .ascent import check_image, network, random_shift, roll
+from .ascent import ascent_step, check_image, network
 from .classifier import Classifier
 from .hooks import layer_outputs, no_inplace
 
@@ -74,12 +74,9 @@ def dream(model: nn.Module | Classifier, image: torch.Tensor, layer: str, *, oct
                 detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
             x = (base + detail).clamp(0, 1)
             for _ in range(steps):
-                shift = random_shift(min(jitter, min(x.shape[-2:]) // 2), generator)
-                moved = roll(x, shift).requires_grad_(True)
-                (grad,) = torch.autograd.grad(layer_outputs(module, moved, [layer])[layer].pow(2).mean(), moved)
-                with torch.no_grad():
-                    grad = roll(grad, (-shift[0], -shift[1]))
-                    x = (x + step_size * grad / grad.abs().mean().clamp_min(1e-12)).clamp(0, 1)
+                x = ascent_step(x, lambda moved: layer_outputs(module, moved, [layer])[layer].pow(2).mean(),
+                                step_size=step_size, max_shift=min(jitter, min(x.shape[-2:]) // 2),
+                                generator=generator).clamp(0, 1)
                 bar.update()
             detail = x - base
     bar.close()
