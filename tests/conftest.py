@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,19 @@ os.environ.setdefault("PERCEPT_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _unused_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """The function that finds an unused loopback port (for servers the tests start)."""
+    return _unused_port
 
 
 @pytest.fixture(scope="session")

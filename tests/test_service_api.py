@@ -33,7 +33,8 @@ from percept.image import read_metadata  # noqa: E402
 from percept.service.app import create_app  # noqa: E402
 from percept.service.config import ServiceConfig  # noqa: E402
 from percept.service.core import Service  # noqa: E402
-from percept.service.safety import JOB_ID, Rejected, check_image, load_secret  # noqa: E402
+from percept.service.safety import Rejected, check_image, load_secret  # noqa: E402
+from percept.service.store import JOB_ID  # noqa: E402
 
 API = "/api/v1"
 KIB = 1024

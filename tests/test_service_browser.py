@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -50,14 +49,8 @@ DROP_FILE = """([b64, name]) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
-def server(tmp_path) -> Iterator[str]:
+def server(tmp_path, free_port) -> Iterator[str]:
     """A real server: uvicorn in a thread, a Service with one worker and short optimisations."""
     config = ServiceConfig(data_dir=tmp_path / "data", device="cpu", workers=1, iterations=20)
     server = uvicorn.Server(uvicorn.Config(create_app(Service(config)), host="127.0.0.1", port=free_port(),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -53,12 +52,6 @@ def _wait(service: Service, job_id: str, until, timeout: float = 60.0) -> Job:
 
 def _finished(job: Job) -> bool:
     return job.status in ("done", "failed", "cancelled")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------- store
@@ -264,7 +257,7 @@ def webhook_server():
 
 
 @pytest.fixture()
-def smtp_sink():
+def smtp_sink(free_port):
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
@@ -279,7 +272,7 @@ def smtp_sink():
         return AuthResult(success=(auth_data.login, auth_data.password) == (b"user", b"p@ss"))
 
     sink = Sink()
-    port = _free_port()
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, authenticator=check, auth_require_tls=False)
     controller.start()
     yield f"smtp://user:p%40ss@127.0.0.1:{port}", sink
@@ -307,11 +300,11 @@ def test_email_and_webhook_when_done(tmp_path, photo, smtp_sink, webhook_server)
     assert "email" not in call["body"] and "client" not in call["body"]
 
 
-def test_failed_notifications_do_not_fail_the_job(tmp_path, photo, webhook_server, monkeypatch):
+def test_failed_notifications_do_not_fail_the_job(tmp_path, photo, webhook_server, monkeypatch, free_port):
     monkeypatch.setattr(notify_module, "RETRY_AFTER", 0.05)
     hook_url, hook = webhook_server
     hook.status = 500
-    config = ServiceConfig(data_dir=tmp_path, smtp_url=f"smtp://127.0.0.1:{_free_port()}")  # nobody listens
+    config = ServiceConfig(data_dir=tmp_path, smtp_url=f"smtp://127.0.0.1:{free_port()}")  # nobody listens
     with Service(config) as service:
         job = _submit(service, photo, method="instant", email="me@example.org", webhook=hook_url)
         done = _wait(service, job.id, lambda j: any("webhook" in line for line in j.log))
@@ -331,10 +324,10 @@ def test_private_webhooks_can_be_refused(tmp_path, photo):
 
 
 @pytest.fixture()
-def redis_url(tmp_path):
+def redis_url(tmp_path, free_port):
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed (apt install redis-server); the Redis broker is untested")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,12 +17,6 @@ import pytest
 from percept.image import read_metadata
 
 API = "/api/v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen:
@@ -54,8 +47,8 @@ def _poll(port: int, job_id: str, until, timeout: float = 120) -> dict:
 
 
 @pytest.mark.timeout(300)
-def test_a_job_survives_a_killed_server_and_completes_once(tmp_path, cat_path):
-    port, data_dir = _free_port(), tmp_path / "service"
+def test_a_job_survives_a_killed_server_and_completes_once(tmp_path, cat_path, free_port):
+    port, data_dir = free_port(), tmp_path / "service"
     server = _serve(data_dir, port)
     try:
         files = {"photo": ("cat.jpg", cat_path.read_bytes(), "image/jpeg")}

@@ -395,11 +395,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
     from .service.broker import run_worker
+    from .service.config import check_broker_url
 
     if not args.broker:
         raise PerceptError("give the Redis URL of percept serve --broker: --broker URL or $PERCEPT_BROKER")
-    if not args.broker.startswith(("redis://", "rediss://", "unix://")):
-        raise PerceptError(f"broker {args.broker!r} is not a Redis URL; use redis://host:6379/0")
+    check_broker_url(args.broker)
     if args.iterations < 0:
         raise PerceptError(f"iterations must be >= 0, got {args.iterations}")
     if args.nice and hasattr(os, "nice"):
@@ -971,8 +971,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from limits import parse
 
-    from .service.broker import redact_url
-    from .service.config import MIB, ServiceConfig
+    from .service.config import MIB, ServiceConfig, redact_url
     from .service.core import Service
     from .service.safety import is_loopback
 

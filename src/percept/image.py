@@ -149,16 +149,21 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def png_info(metadata: dict[str, Any] | None) -> PngImagePlugin.PngInfo:
+    """A PNG text chunk holding ``metadata`` as JSON (what :func:`read_metadata` reads back); empty for None."""
+    info = PngImagePlugin.PngInfo()
+    if metadata is not None:
+        info.add_itxt(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+    return info
+
+
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write an image atomically; ``metadata`` goes in a PNG text chunk, else a ``.json`` sidecar."""
     path = Path(path)
     pil = to_pil(image) if isinstance(image, torch.Tensor) else image
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        if metadata is not None:
-            info.add_itxt(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=info))
+        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=png_info(metadata)))
     else:
         atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, quality=95) if fmt == "JPEG" else pil.save(tmp, format=fmt))
         if metadata is not None:

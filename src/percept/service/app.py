@@ -36,10 +36,9 @@ from .safety import (
     is_loopback,
     load_secret,
     megabytes,
-    valid_job_id,
     valid_style_id,
 )
-from .store import Job
+from .store import Job, valid_job_id
 
 STATIC = Path(__file__).with_name("static")
 API = "/api/v1"

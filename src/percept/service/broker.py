@@ -41,11 +41,12 @@ from typing import Any
 
 from ..errors import PerceptError
 from ..image import atomic_write
-from .config import ServiceConfig
+from .config import ServiceConfig, redact_url
 from .notify import notify
 from .runner import Progress, Stop, decode_image, encode_png, internal_error, paint, result_metadata
 from .store import Job, JobStore, job_dir
-from .styles import get_style
+from .styles import load_style_image
+from .workers import worker_name
 
 log = logging.getLogger(__name__)
 
@@ -450,16 +451,6 @@ class RedisBroker:
             log.exception("job %s: notifications failed", job.id)
 
 
-def redact_url(url: str | None) -> str:
-    """The broker URL without its password (for messages)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url or "")
-    if parts.password is None:
-        return url or ""
-    return url.replace(f":{parts.password}@", ":***@", 1) if url else ""
-
-
 # --------------------------------------------------------------------------------------------- worker process
 
 
@@ -474,12 +465,6 @@ class _WorkerContext:
 
 
 _context: _WorkerContext | None = None
-
-
-def worker_name() -> str:
-    from .workers import worker_name as name
-
-    return name()
 
 
 def execute(job_id: str, attempt: str, params: dict[str, Any], photo: str, style: str | None,
@@ -553,7 +538,7 @@ def execute(job_id: str, attempt: str, params: dict[str, Any], photo: str, style
     try:
         photo_image = decode_image(base64.b64decode(photo), what="photo", fmt="PNG")
         style_image = (decode_image(base64.b64decode(style), what="style image", fmt="PNG") if style is not None
-                       else _style_image(params["style"]))
+                       else load_style_image(params["style"]))
         image, record = paint(photo_image, style_image, params, device=ctx.device,
                               iterations=ctx.iterations or iterations, report=report,
                               stop_check=ctx.stopping.is_set)
@@ -577,12 +562,6 @@ def execute(job_id: str, attempt: str, params: dict[str, Any], photo: str, style
         pipe.execute()
     log.info("job %s (attempt %s): %s", job_id, attempt, outcome["status"])
     return outcome["status"]
-
-
-def _style_image(style_id: str):
-    from ..image import load_image
-
-    return load_image(get_style(style_id).image_path, what="style image")
 
 
 def run_worker(broker: str, *, device: str = "auto", iterations: int = 0, burst: bool = False) -> None:

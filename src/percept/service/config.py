@@ -10,6 +10,22 @@ from pathlib import Path
 from ..errors import PerceptError
 
 MIB = 1024 * 1024
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` without its password (for messages)."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url or "").password
+    return (url or "").replace(f":{password}@", ":***@", 1) if password is not None else url or ""
+
+
+def check_broker_url(url: str) -> str:
+    """``url`` if it is a Redis URL; a one-line error (password hidden) otherwise."""
+    if not url.startswith(BROKER_SCHEMES):
+        raise PerceptError(f"broker {redact_url(url)!r} is not a Redis URL; use redis://host:6379/0")
+    return url
 
 
 def default_data_dir() -> Path:
@@ -51,8 +67,8 @@ class ServiceConfig:
             raise PerceptError(f"iterations must be >= 0, got {self.iterations}")
         if self.queue_cap < 1:
             raise PerceptError(f"queue cap must be >= 1, got {self.queue_cap}")
-        if self.broker is not None and not self.broker.startswith(("redis://", "rediss://", "unix://")):
-            raise PerceptError(f"broker {self.broker!r} is not a Redis URL; use redis://host:6379/0")
+        if self.broker is not None:
+            check_broker_url(self.broker)
         if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise PerceptError(f"SMTP URL must start with smtp:// or smtps://, got {self.smtp_url.split(':')[0]}://...")
 

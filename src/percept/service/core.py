@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import secrets
 import shutil
 from pathlib import Path
@@ -20,9 +19,10 @@ from filelock import FileLock, Timeout
 from PIL import Image, ImageOps
 
 from ..errors import PerceptError
+from ..image import atomic_write
 from .config import ServiceConfig
 from .notify import check_webhook_url
-from .store import JOB_ID, Job, JobStore, QueueFull, job_dir, new_job_id
+from .store import Job, JobStore, QueueFull, job_dir, new_job_id, valid_job_id
 from .styles import Style, get_style, list_styles
 from .workers import EmbeddedWorkers
 
@@ -133,7 +133,7 @@ class Service:
 
     def job(self, job_id: str) -> Job | None:
         """The job with this id, or None (also for anything that is not a well-formed id)."""
-        return self._store.get(job_id) if _valid_id(job_id) else None
+        return self._store.get(job_id) if valid_job_id(job_id) else None
 
     def jobs(self, status: str | None = "done", limit: int = 50) -> list[Job]:
         """The newest jobs with this status (None: any), newest first."""
@@ -186,7 +186,7 @@ class Service:
         webhook: str | None,
         client: str,
     ) -> Job:
-        """Store the inputs and queue a job.
+        """Store the inputs and queue a job; return it as queued (status ``queued``, whatever a worker does next).
 
         Args:
             photo: the photo's file bytes (PNG, JPEG or WebP, already checked by the web layer).
@@ -217,18 +217,18 @@ class Service:
             _store_image(photo, folder / "photo.png", longest=size, what="photo")
             if style_image is not None:
                 _store_image(style_image, folder / "style.png", longest=size, what="style image")
-            store.create(job, cap=self.config.queue_cap)
+            job = store.create(job, cap=self.config.queue_cap)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         self._dispatch(job.id)
-        return store.get(job.id) or job
+        return job  # as queued: a worker may already have claimed it
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job (it never runs) or a running one (it stops at its next step, within a second for
         ``quality``; an ``instant`` pass is short and its result is discarded). Finished jobs stay as they are.
         None for an unknown id."""
-        if not _valid_id(job_id) or self._store.get(job_id) is None:
+        if not valid_job_id(job_id) or self._store.get(job_id) is None:
             return None
         job = self._store.cancel(job_id)
         if self._broker is not None and job is not None and job.status == "cancelled":
@@ -279,13 +279,8 @@ def _store_image(data: bytes, path: Path, *, longest: int, what: str) -> None:
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise PerceptError(f"the {what} is not a readable image ({exc})") from None
     rgb.thumbnail((longest, longest), Image.LANCZOS)
-    tmp = path.with_name(f".{path.name}.tmp")
-    rgb.save(tmp, format="PNG", compress_level=1)  # fast: submission latency matters more than bytes
-    os.replace(tmp, path)
-
-
-def _valid_id(job_id: object) -> bool:
-    return isinstance(job_id, str) and JOB_ID.fullmatch(job_id) is not None
+    # compress_level 1: fast; submission latency matters more than bytes
+    atomic_write(path, lambda tmp: rgb.save(tmp, format="PNG", compress_level=1))
 
 
 def _check_contacts(email: str | None, webhook: str | None, *, allow_private: bool) -> tuple[str | None, str | None]:

@@ -12,7 +12,6 @@ current image, rewritten while it runs) and finally ``result.png``. Redis worker
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageOps
 
 from ..errors import PerceptError
-from ..image import METADATA_KEY, combine_luminance_chroma, load_image, save_image, to_pil, to_tensor
+from ..image import combine_luminance_chroma, load_image, png_info, save_image, to_pil, to_tensor
 from .store import Job, JobStore, job_dir
-from .styles import get_style
+from .styles import load_style_image
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ MAX_INPUT_SIDE = 16384
 class Stop(Exception):
     """Raised by a ``report`` or ``stop_check`` callback to abandon a job (cancelled, lost, or worker stopping)."""
 
-
-_Stop = Stop  # the name used before paint() was split out
 
 
 @dataclass
@@ -151,11 +148,8 @@ def encode_png(image: torch.Tensor | Image.Image, metadata: dict[str, Any] | Non
     if longest is not None and max(pil.size) > longest:
         pil = pil.copy()
         pil.thumbnail((longest, longest), Image.LANCZOS)
-    info = PngImagePlugin.PngInfo()
-    if metadata is not None:
-        info.add_itxt(METADATA_KEY, json.dumps(metadata, sort_keys=True))
     buffer = io.BytesIO()
-    pil.save(buffer, format="PNG", pnginfo=info)
+    pil.save(buffer, format="PNG", pnginfo=png_info(metadata))
     return buffer.getvalue()
 
 
@@ -215,8 +209,8 @@ def run_job(
     try:
         p = job.params
         photo = load_image(folder / "photo.png", what="photo")
-        style_path = folder / "style.png" if p["style"] == "upload" else get_style(p["style"]).image_path
-        style = load_image(style_path, what="style image")
+        style = (load_image(folder / "style.png", what="style image") if p["style"] == "upload"
+                 else load_style_image(p["style"]))
         image, record = paint(photo, style, p, device=device, iterations=iterations, report=report,
                               stop_check=stop_check)
         if not store.heartbeat(job.id, worker_id, progress=0.99, message="saving"):  # cancelled meanwhile

@@ -3,7 +3,8 @@
 - Uploads: a byte cap enforced while reading, the real format sniffed by Pillow (PNG, JPEG or WebP; the file
   name and the declared content type are ignored), a pixel cap checked from the header before any decoding
   (decompression bombs), then ``verify()`` and a full decode.
-- Names: job ids and style ids must match a strict pattern before any lookup, so no request can name a path.
+- Names: style ids must match a strict pattern before any lookup, and job ids the store's
+  (:func:`~percept.service.store.valid_job_id`), so no request can name a path.
 - Rate limit: job submissions per client address in a moving window (``limits``, in memory).
 - Secret: 32 random bytes in ``data_dir/secret`` (mode 0600), created once and kept across restarts; it signs
   each job's cancel token, so the link to a job shows it but only its submitter can cancel it.
@@ -29,11 +30,10 @@ from limits.strategies import MovingWindowRateLimiter
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import PerceptError
+from .config import MIB
 
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 STYLE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 FORMATS = ("PNG", "JPEG", "WEBP")
-MIB = 1024 * 1024
 
 
 class Rejected(Exception):
@@ -44,11 +44,6 @@ class Rejected(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
-
-
-def valid_job_id(text: str) -> bool:
-    """True for the shape of an id the store generates (22 URL-safe base64 characters), nothing else."""
-    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
 
 
 def valid_style_id(text: str) -> bool:

@@ -61,9 +61,14 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def valid_job_id(text: object) -> bool:
+    """True for the shape of an id :func:`new_job_id` generates (22 URL-safe base64 characters), nothing else."""
+    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
+
+
 def job_dir(data_dir: Path, job_id: str) -> Path:
     """``data_dir/jobs/<id>``; the id is validated first, so no other path can ever be built from it."""
-    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+    if not valid_job_id(job_id):
         raise PerceptError("invalid job id")
     return Path(data_dir) / "jobs" / job_id
 

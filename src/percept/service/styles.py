@@ -13,7 +13,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ..errors import PerceptError
+from ..image import load_image
 
 STYLES_DIR = Path(str(files("percept.service") / "styles"))
 
@@ -57,3 +60,8 @@ def get_style(style_id: str) -> Style:
         if style.id == style_id:
             return style
     raise PerceptError(f"unknown style {style_id!r}; choose one of {', '.join(s.id for s in list_styles())}")
+
+
+def load_style_image(style_id: str) -> Image.Image:
+    """The painting of a predefined style as an RGB image; unknown ids raise :class:`PerceptError`."""
+    return load_image(get_style(style_id).image_path, what="style image")
