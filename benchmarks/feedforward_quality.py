@@ -8,8 +8,10 @@ For each photo, at ``--size`` (longest side):
   loss weights and style image (found by its SHA-256 in ``--style-dir``), at one scale, from the content.
 
 Both outputs are scored by one function: the model's training loss (:class:`PerceptualLoss`) with the style
-image at the same size. The acceptance figure is ``style_ratio`` = network style loss / optimisation style loss
-(target: at most 2). With ``--figure`` it also writes rows of content | network | optimisation.
+image at the same size, its style term also per layer (``style_layers``). A network trained with
+``--style-layer-weights`` is scored like the optimisation, with equal layer weights (the plain loss). The
+acceptance figure is ``style_ratio`` = network style loss / optimisation style loss (target: at most 2). With
+``--figure`` it also writes rows of content | network | optimisation.
 
     .venv/bin/python benchmarks/feedforward_quality.py --model starry.pt --size 128 --figure docs/images/ff.png
 """
@@ -27,6 +29,7 @@ import torch
 
 import percept
 from percept.image import load_image, save_image, to_tensor
+from percept.losses import style_loss
 from percept.models import get_feature_net
 from percept.style.feedforward import PerceptualLoss, load_transform_net, stylize_with_model
 
@@ -69,9 +72,14 @@ def main() -> None:
     criterion = PerceptualLoss(vgg, [style], content_layers=loss_net["content_layers"],
                                style_layers=loss_net["style_layers"], **weights)
 
-    def score(image: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
+    def score(image: torch.Tensor, content: torch.Tensor) -> dict:
+        """The training loss's terms, and the style term per layer (its mean is ``style``)."""
         with torch.no_grad():
-            return {k: round(float(v), 5) for k, v in criterion(image, content, torch.tensor([0])).items()}
+            losses = {k: round(float(v), 5) for k, v in criterion(image, content, torch.tensor([0])).items()}
+            feats = vgg(image, criterion.style_layers)
+            losses["style_layers"] = {n: round(float(style_loss(feats[n], getattr(criterion, f"gram{i}")[0])), 5)
+                                      for i, n in enumerate(criterion.style_layers)}
+        return losses
 
     rows, figure = {}, []
     for name in args.photos.split(","):
@@ -96,7 +104,8 @@ def main() -> None:
     ratios = [r["style_ratio"] for r in rows.values()]
     summary = {"model": str(args.model), "style": style_path.name, "size": args.size, "iterations": args.iterations,
                "training": {k: train.get(k) for k in ("steps", "size", "batch_size", "lr", "content_weight",
-                                                     "style_weight", "tv_weight", "amp", "content_images")},
+                                                     "style_weight", "tv_weight", "style_layer_weights", "amp",
+                                                     "content_images")},
                "photos": rows, "mean_style_ratio": round(sum(ratios) / len(ratios), 3),
                "max_style_ratio": round(max(ratios), 3)}
     text = json.dumps(summary, indent=2)

@@ -217,6 +217,28 @@ def test_training_lowers_the_loss(trained, cat_path, rocket_path, starry_path, w
     assert len(trained["full"]["history"]) == 12
 
 
+def test_style_layer_weights_weight_the_style_term(cat_path, starry_path):
+    vgg = get_feature_net("vgg16")
+    photo = to_tensor(load_image(cat_path), size=(48, 48))
+    style = [to_tensor(load_image(starry_path), longest=48)]
+    layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+
+    def style_term(weights):
+        loss = PerceptualLoss(vgg, style, content_layers=["relu2_2"], style_layers=layers, content_weight=1.0,
+                              style_weight=3.0, tv_weight=10.0, style_layer_weights=weights)
+        with torch.no_grad():
+            return float(loss(photo, photo, torch.tensor([0]))["style"])
+
+    per_layer = [style_term([float(i == j) for j in range(4)]) for i in range(4)]
+    assert len(set(per_layer)) == 4  # each one-hot weighting picks another layer's loss
+    assert style_term(None) == pytest.approx(sum(per_layer) / 4, rel=1e-5)
+    assert style_term([0.5, 0.5, 1, 2]) == pytest.approx(
+        (0.5 * per_layer[0] + 0.5 * per_layer[1] + per_layer[2] + 2 * per_layer[3]) / 4, rel=1e-5)
+    for bad in ([1.0, 2.0], [1, 1, 1, -1], [0, 0, 0, 0]):
+        with pytest.raises(PerceptError, match="give 4 style layer weights.*relu1_2, relu2_2, relu3_3, relu4_3"):
+            style_term(bad)
+
+
 def test_resume_continues_exactly(trained, starry_path, wave_path):
     root = trained["root"]
     full = torch.load(root / "full" / "checkpoint.pt", weights_only=True)
@@ -320,8 +342,16 @@ def test_time_limit_stops_saves_and_resumes(tmp_path, cat_path, starry_path):
     assert record["stopped"] == "time limit" and record["training"]["steps"] == 1  # stops after the first step
     assert load_transform_net(tmp_path / "run").metadata["training"]["steps"] == 1
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000001.png"]
+    # a run saved before the settings lr_schedule and style_layer_weights existed resumes with their defaults
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    for key in ("lr_schedule", "style_layer_weights"):
+        del saved["params"][key]
+    torch.save(saved, tmp_path / "run" / "checkpoint.pt")
     again = train_transform_net([starry_path], photos, tmp_path / "run", steps=3, resume=True, **TRAIN)
     assert again["stopped"] == "steps" and [h["step"] for h in again["history"]] == [1, 2, 3]
+    with pytest.raises(PerceptError, match="different settings.*style_layer_weights None -> \\[1.0, 1.0, 1.0, 2.0\\]"):
+        train_transform_net([starry_path], photos, tmp_path / "run", steps=4, resume=True,
+                            style_layer_weights=[1, 1, 1, 2], **TRAIN)
     with pytest.raises(PerceptError, match="max-minutes must be > 0"):
         train_transform_net([starry_path], photos, tmp_path / "other", steps=3, max_minutes=0, **TRAIN)
 

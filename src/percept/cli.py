@@ -587,7 +587,7 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
         args.styles, args.content_dir, folder, model_file=model, size=args.size, style_size=args.style_size,
         steps=args.steps, batch_size=args.batch_size or 4, lr=args.lr, lr_schedule=args.lr_schedule,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        network=args.network, weights=args.weights,
+        network=args.network, weights=args.weights, style_layer_weights=args.style_layer_weights,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, sample_content=args.sample_content,
         seed=args.seed, device=args.device, amp=args.amp, workers=args.workers, resume=args.resume,
         max_minutes=args.max_minutes, progress=not args.quiet,
@@ -1308,6 +1308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", choices=("vgg16", "vgg19"), default="vgg16", help="loss network (default: vgg16)")
     p.add_argument("--weights", default=None, metavar="NAME|FILE", help="loss network weights (default: the "
                    "network's default in `percept models`)")
+    p.add_argument("--style-layer-weights", type=_parse_list(float), default=None, metavar="W,...",
+                   help="relative weight of each style layer, in order (VGG-16: relu1_2, relu2_2, relu3_3, relu4_3; "
+                   "default: equal)")
     p.add_argument("--sample-every", type=int, default=500, metavar="N",
                    help="write MODEL_training/samples/step_N.png every N steps (default: 500)")
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",

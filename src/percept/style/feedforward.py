@@ -63,6 +63,8 @@ FORMAT_VERSION = 1
 DEFAULT_CONTENT_LAYERS = {"vgg16": ["relu2_2"], "vgg19": ["relu2_2"]}
 LOSS_NETWORKS = tuple(DEFAULT_CONTENT_LAYERS)
 LR_SCHEDULES = ("constant", "linear")
+#: Training settings added after the first release, with the value that runs saved before them used (so they resume).
+SETTINGS_ADDED_LATER = {"lr_schedule": "constant", "style_layer_weights": None}
 #: Largest difference between the ONNX file's and PyTorch's output that passes the export check.
 ONNX_TOLERANCE = 1e-4
 
@@ -76,21 +78,29 @@ class PerceptualLoss(nn.Module):
     Args:
         net: frozen loss network (:func:`percept.models.get_feature_net`).
         styles: style images, each ``(1, 3, H, W)`` in [0, 1]; their Gram matrices are computed once.
-        content_layers, style_layers: layer names of ``net`` (each layer weighted equally).
+        content_layers, style_layers: layer names of ``net``.
         content_weight, style_weight, tv_weight: weights of the three terms.
+        style_layer_weights: relative weight of each style layer (``None``: equal), as ``percept.stylize``'s.
 
     Calling it with ``output`` and ``content`` ``(B, 3, H, W)`` and ``style_index`` ``(B,)`` returns a dict of
-    scalars ``content``, ``style``, ``tv`` (unweighted, averaged over layers) and ``total`` (weighted sum). The
-    style term is each sample's relative Gram error against its own style, averaged over the batch; for one image
-    all three equal what :func:`percept.stylize` reports for the same layers and weights.
+    scalars ``content``, ``style``, ``tv`` (unweighted; averaged over layers, the style layers with
+    ``style_layer_weights``) and ``total`` (weighted sum). The style term is each sample's relative Gram error
+    against its own style, averaged over the batch; for one image all three equal what :func:`percept.stylize`
+    reports for the same layers and weights.
     """
 
     def __init__(self, net: FeatureNet, styles: Sequence[torch.Tensor], *, content_layers: Sequence[str],
-                 style_layers: Sequence[str], content_weight: float, style_weight: float, tv_weight: float) -> None:
+                 style_layers: Sequence[str], content_weight: float, style_weight: float, tv_weight: float,
+                 style_layer_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.net = net
         self.content_layers = net.validate_layers(content_layers)
         self.style_layers = net.validate_layers(style_layers)
+        layer_weights = [1.0] * len(self.style_layers) if style_layer_weights is None else list(style_layer_weights)
+        if len(layer_weights) != len(self.style_layers) or min(layer_weights) < 0 or not sum(layer_weights) > 0:
+            raise PerceptError(f"give {len(self.style_layers)} style layer weights >= 0, not all 0 (one per style "
+                               f"layer: {', '.join(self.style_layers)}), got {layer_weights}")
+        self.register_buffer("layer_weights", torch.tensor(layer_weights, device=styles[0].device) / sum(layer_weights))
         self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
         with torch.no_grad():
             feats = [net(s, self.style_layers) for s in styles]
@@ -108,7 +118,7 @@ class PerceptualLoss(nn.Module):
                 torch.stack([style_loss(feats[n][b : b + 1].float(), getattr(self, f"gram{i}")[k])
                              for b, k in enumerate(style_index.tolist())]).mean()
                 for i, n in enumerate(self.style_layers)
-            ]).mean()
+            ]).mul(self.layer_weights).sum()
             tv = tv_loss(output.float())
             total = self.weights["content"] * c + self.weights["style"] * s + self.weights["tv"] * tv
         return {"content": c, "style": s, "tv": tv, "total": total}
@@ -237,6 +247,7 @@ def train_transform_net(
     weights: str | None = None,
     content_layers: Sequence[str] | None = None,
     style_layers: Sequence[str] | None = None,
+    style_layer_weights: Sequence[float] | None = None,
     channels: Sequence[int] = DEFAULT_CHANNELS,
     sample_every: int = 500,
     checkpoint_every: int = 500,
@@ -268,6 +279,7 @@ def train_transform_net(
             (default weights ``gatys``); ``weights`` names registered weights or a state-dict file.
         content_layers, style_layers: loss layers (default: relu2_2; VGG-16 relu1_2, relu2_2, relu3_3, relu4_3,
             VGG-19 relu1_1 ... relu5_1).
+        style_layer_weights: relative weight of each style layer (default: equal), see :class:`PerceptualLoss`.
         channels: widths of the transform network (Johnson: 32, 64, 128).
         sample_every: write ``samples/step_NNNNNN.png`` every N steps (0: never).
         checkpoint_every: write ``checkpoint.pt`` and ``model.pt`` every N steps (and always at the end).
@@ -319,7 +331,8 @@ def train_transform_net(
               "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
               "network": network, "weights": None if weights is None else str(weights), "seed": seed,
               "content_layers": list(content_layers or DEFAULT_CONTENT_LAYERS[network]),
-              "style_layers": list(style_layers or DEFAULT_STYLE_LAYERS[network]), "channels": list(channels)}
+              "style_layers": list(style_layers or DEFAULT_STYLE_LAYERS[network]), "channels": list(channels),
+              "style_layer_weights": None if style_layer_weights is None else [float(w) for w in style_layer_weights]}
     dev = resolve_device(device)
     dtype = amp_dtype(amp, dev)
     memory_format = torch.channels_last if channels_last(dev, dtype) else torch.contiguous_format
@@ -335,14 +348,16 @@ def train_transform_net(
                            "raise style-size")
     criterion = PerceptualLoss(loss_net, style_ts, content_layers=params["content_layers"],
                                style_layers=params["style_layers"], content_weight=content_weight,
-                               style_weight=style_weight, tv_weight=tv_weight)
+                               style_weight=style_weight, tv_weight=tv_weight,
+                               style_layer_weights=style_layer_weights)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
     history: list[dict[str, float]] = []
     step = 0
     if resume:
         saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
-        changed = {k: (saved["params"].get(k), v) for k, v in params.items() if saved["params"].get(k) != v}
+        before = {**SETTINGS_ADDED_LATER, **saved["params"]}
+        changed = {k: (before.get(k), v) for k, v in params.items() if before.get(k) != v}
         if changed or saved["styles"] != [_file_record(p) for p in style_paths]:
             what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()) or "style images"
             raise PerceptError(f"cannot resume {str(out)!r} with different settings ({what}); use the original "
