@@ -5,7 +5,7 @@ worker process (this script with ``--worker``) loads the networks, runs one warm
 ``--repeats`` images; it reports images per second and its own peak resident memory (``ru_maxrss``; on CUDA
 also the peak allocated GPU memory):
 
-* **transform_net**: :func:`percept.style.feedforward.stylize_with_model` with a trained model file
+* **transform_net**: :func:`percept.style.transform_stylize.stylize_with_model` with a trained model file
   (``--model``; default: an untrained network of the same architecture, Johnson et al. Table 1; the speed does
   not depend on the weights).
 * **adain**: :func:`percept.stylize_adain` with the shipped decoder (encodes the style image every time:
@@ -76,7 +76,7 @@ def _content(args: argparse.Namespace, size: int) -> torch.Tensor:
 
 
 def _transform_net(args: argparse.Namespace, device: str):
-    from percept.style.feedforward import load_transform_net
+    from percept.style.transform_files import load_transform_net
     from percept.style.transformer import TransformNet
 
     if args.model:
@@ -109,7 +109,7 @@ def worker(args: argparse.Namespace) -> dict:
     content = _content(args, args.size)
     result: dict = {"size": list(content.shape[-2:][::-1])}
     if args.method in ("transform_net", "transform_net_tiled"):
-        from percept.style.feedforward import stylize_with_model
+        from percept.style.transform_stylize import stylize_with_model
 
         net = _transform_net(args, args.device)
         tile = args.tile if args.method == "transform_net_tiled" else None

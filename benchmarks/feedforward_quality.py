@@ -2,7 +2,7 @@
 
 For each photo, at ``--size`` (longest side):
 
-* **network**: one forward pass of the model (:func:`percept.style.feedforward.stylize_with_model`);
+* **network**: one forward pass of the model (:func:`percept.style.transform_stylize.stylize_with_model`);
 * **optimization**: :func:`percept.stylize` for ``--iterations`` L-BFGS iterations (default 300) with the
   loss the network was trained on, read from the model file: the same loss network, content and style layers,
   loss weights and style image (found by its SHA-256 in ``--style-dir``), at one scale, from the content.
@@ -31,7 +31,9 @@ import percept
 from percept.image import load_image, save_image, to_tensor
 from percept.losses import style_loss
 from percept.models import get_feature_net
-from percept.style.feedforward import PerceptualLoss, load_transform_net, stylize_with_model
+from percept.style.transform_files import load_transform_net
+from percept.style.transform_loss import PerceptualLoss
+from percept.style.transform_stylize import stylize_with_model
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

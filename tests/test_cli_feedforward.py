@@ -9,7 +9,7 @@ import torch
 
 from percept.cli import main
 from percept.image import load_image, read_metadata, to_tensor
-from percept.style.feedforward import load_transform_net
+from percept.style.transform_files import load_transform_net
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -15,16 +15,11 @@ from percept.errors import PerceptError
 from percept.image import load_image, to_tensor
 from percept.models import get_feature_net
 from percept.style import tiling
-from percept.style.feedforward import (
-    FORMAT,
-    PerceptualLoss,
-    export_transform_net,
-    load_transform_net,
-    save_transform_net,
-    style_vector,
-    stylize_with_model,
-    train_transform_net,
-)
+from percept.style.transform_export import export_transform_net
+from percept.style.transform_files import load_transform_net, save_transform_net
+from percept.style.transform_loss import FORMAT, PerceptualLoss
+from percept.style.transform_stylize import style_vector, stylize_with_model
+from percept.style.transform_train import train_transform_net
 from percept.style.transformer import TransformNet
 
 TRAIN = dict(size=48, batch_size=2, sample_every=6, checkpoint_every=6, device="cpu")

@@ -202,7 +202,8 @@ def _run_model(args: argparse.Namespace) -> int:
     import time
 
     from .image import save_image
-    from .style.feedforward import load_transform_net, style_vector, stylize_with_model
+    from .style.transform_files import load_transform_net
+    from .style.transform_stylize import style_vector, stylize_with_model
 
     if args.save_every or args.timelapse:
         raise PerceptError("--save-every and --timelapse show optimisation steps; a trained network has none")
@@ -256,7 +257,7 @@ def _run_model(args: argparse.Namespace) -> int:
 
 def _run_adain(args: argparse.Namespace) -> int:
     from .image import check_writable, save_image
-    from .style.adain import stylize_adain
+    from .style.adain_stylize import stylize_adain
     from .style.params import StyleParams
 
     output = check_writable(args.output)
@@ -344,7 +345,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _model_info(args: argparse.Namespace) -> int:
-    from .style.feedforward import load_transform_net
+    from .style.transform_files import load_transform_net
 
     net = load_transform_net(args.image)
     meta = net.metadata
@@ -555,7 +556,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_adain(args: argparse.Namespace) -> int:
-    from .style.adain import train_adain
+    from .style.adain_train import train_adain
 
     record = train_adain(
         args.content_dir, args.style_dir, args.output, steps=args.steps, batch_size=args.batch_size or 8, lr=args.lr,
@@ -577,7 +578,7 @@ def _training_folder(model: Path) -> Path:
 
 
 def _cmd_train_style(args: argparse.Namespace) -> int:
-    from .style.feedforward import train_transform_net
+    from .style.transform_train import train_transform_net
 
     model = Path(args.output)
     if model.suffix.lower() != ".pt":
@@ -659,7 +660,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_style_net(args: argparse.Namespace) -> int:
-    from .style.feedforward import export_transform_net
+    from .style.transform_export import export_transform_net
 
     if args.format != "onnx":
         raise PerceptError("style networks export to ONNX only; drop --format torchscript")

@@ -4,7 +4,7 @@ from importlib import import_module
 
 _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
             "synthesize_texture": "optimize", "StyleParams": "params",
-            "stylize_adain": "adain", "train_adain": "adain"}
+            "stylize_adain": "adain_stylize", "train_adain": "adain_train"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -1,7 +1,7 @@
-"""Real-time style transfer: train a feed-forward network per style set (Johnson, Alahi & Fei-Fei, ECCV 2016),
-several styles in one network (Dumoulin, Shlens & Kudlur, ICLR 2017); model files, inference, ONNX export.
+"""Train a feed-forward style network (Johnson, Alahi & Fei-Fei, ECCV 2016); several styles in one network
+(Dumoulin, Shlens & Kudlur, ICLR 2017).
 
-**Training** (:func:`train_transform_net`) minimises Johnson's perceptual loss through a frozen loss network
+(:func:`train_transform_net`) minimises Johnson's perceptual loss through a frozen loss network
 (default VGG-16 with torchvision's ImageNet weights, as Johnson et al.): content (feature reconstruction) at
 ``relu2_2``, Gram-matrix style at ``relu1_2, relu2_2, relu3_3, relu4_3`` and total variation, with percept's
 relative losses (:mod:`percept.losses`), so the weights mean the same as in :func:`percept.stylize`. Adam,
@@ -12,15 +12,6 @@ A training folder holds ``model.pt`` (rewritten at every checkpoint, so a long r
 ends), ``checkpoint.pt`` (network, optimiser and step: ``resume=True`` continues bit for bit, also to more
 ``steps`` than first asked), ``samples/step_NNNNNN.png`` (a fixed content photo stylised with every style)
 and, at the end, ``train.json`` (settings, loss history, timings).
-
-**Model files** (``.pt``, :func:`save_transform_net`, :func:`load_transform_net`) are one dict, readable with
-``torch.load(weights_only=True)``: ``format`` (:data:`FORMAT`), ``format_version``, ``architecture``
-(``num_styles``, ``channels``), ``styles`` (name, file name, sha256), ``training`` (every setting and the final
-losses), ``loss_network`` (architecture, weights id, layers), ``percept_version``, ``torch_version`` and
-``state_dict``.
-
-**Inference** (:func:`stylize_with_model`): one forward pass per image, images of equal size batched, any
-size; ``tile`` switches to seamless tiled inference (:mod:`percept.style.tiling`) for huge images.
 """
 
 from __future__ import annotations
@@ -29,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import random
 import time
 import warnings
@@ -39,92 +29,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..device import amp_dtype, channels_last, is_out_of_memory, resolve_device
+from ..device import amp_dtype, channels_last, resolve_device
 from ..errors import InterruptedRun, PerceptError
-from ..image import atomic_write, check_writable, find_images, fit_size, load_image, resize, save_image, to_tensor
-from ..losses import content_loss, gram_matrix, style_loss, tv_loss
-from ..models import FeatureNet, get_feature_net
-from .optimize import ImageInput, _as_pil
+from ..image import (
+    atomic_write,
+    check_writable,
+    find_images,
+    load_image,
+    save_image,
+    to_tensor,
+)
+from ..models import get_feature_net
 from .params import DEFAULT_STYLE_LAYERS
-from .tiling import DEFAULT_OVERLAP, tiled_forward
+from .transform_files import save_transform_net
+from .transform_loss import LOSS_CONTENT_LAYERS, LOSS_NETWORKS, PerceptualLoss
 from .transformer import DEFAULT_CHANNELS, TransformNet
 
-FORMAT = "percept-transform-net"
-FORMAT_VERSION = 1
-#: Johnson et al.: content at relu2_2 of VGG-16; the same depth for VGG-19.
-DEFAULT_CONTENT_LAYERS = {"vgg16": ["relu2_2"], "vgg19": ["relu2_2"]}
-LOSS_NETWORKS = tuple(DEFAULT_CONTENT_LAYERS)
 LR_SCHEDULES = ("constant", "linear")
 #: Training settings added after the first release, with the value that runs saved before them used (so they resume).
 SETTINGS_ADDED_LATER = {"lr_schedule": "constant", "style_layer_weights": None}
-#: Largest difference between the ONNX file's and PyTorch's output that passes the export check.
-ONNX_TOLERANCE = 1e-4
-
-
-# ------------------------------------------------------------------------------------------------ loss
-
-
-class PerceptualLoss(nn.Module):
-    """Johnson et al.'s perceptual loss for a batch whose samples may each have another style.
-
-    Args:
-        net: frozen loss network (:func:`percept.models.get_feature_net`).
-        styles: style images, each ``(1, 3, H, W)`` in [0, 1]; their Gram matrices are computed once.
-        content_layers, style_layers: layer names of ``net``.
-        content_weight, style_weight, tv_weight: weights of the three terms.
-        style_layer_weights: relative weight of each style layer (``None``: equal), as ``percept.stylize``'s.
-
-    Calling it with ``output`` and ``content`` ``(B, 3, H, W)`` and ``style_index`` ``(B,)`` returns a dict of
-    scalars ``content``, ``style``, ``tv`` (unweighted; averaged over layers, the style layers with
-    ``style_layer_weights``) and ``total`` (weighted sum). The style term is each sample's relative Gram error
-    against its own style, averaged over the batch; for one image all three equal what :func:`percept.stylize`
-    reports for the same layers and weights.
-    """
-
-    def __init__(self, net: FeatureNet, styles: Sequence[torch.Tensor], *, content_layers: Sequence[str],
-                 style_layers: Sequence[str], content_weight: float, style_weight: float, tv_weight: float,
-                 style_layer_weights: Sequence[float] | None = None) -> None:
-        super().__init__()
-        self.net = net
-        self.content_layers = net.validate_layers(content_layers)
-        self.style_layers = net.validate_layers(style_layers)
-        layer_weights = [1.0] * len(self.style_layers) if style_layer_weights is None else list(style_layer_weights)
-        if len(layer_weights) != len(self.style_layers) or min(layer_weights) < 0 or not sum(layer_weights) > 0:
-            raise PerceptError(f"give {len(self.style_layers)} style layer weights >= 0, not all 0 (one per style "
-                               f"layer: {', '.join(self.style_layers)}), got {layer_weights}")
-        self.register_buffer("layer_weights", torch.tensor(layer_weights, device=styles[0].device) / sum(layer_weights))
-        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
-        with torch.no_grad():
-            feats = [net(s, self.style_layers) for s in styles]
-            for i, name in enumerate(self.style_layers):  # (S, C, C) per layer
-                self.register_buffer(f"gram{i}", torch.cat([gram_matrix(f[name].float()) for f in feats]))
-
-    def forward(self, output: torch.Tensor, content: torch.Tensor,
-                style_index: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            targets = self.net(content, self.content_layers)
-        feats = self.net(output, list(dict.fromkeys(self.style_layers + self.content_layers)))
-        with torch.autocast(output.device.type, enabled=False):  # Gram sums overflow in float16
-            c = torch.stack([content_loss(feats[n].float(), targets[n].float()) for n in self.content_layers]).mean()
-            s = torch.stack([
-                torch.stack([style_loss(feats[n][b : b + 1].float(), getattr(self, f"gram{i}")[k])
-                             for b, k in enumerate(style_index.tolist())]).mean()
-                for i, n in enumerate(self.style_layers)
-            ]).mul(self.layer_weights).sum()
-            tv = tv_loss(output.float())
-            total = self.weights["content"] * c + self.weights["style"] * s + self.weights["tv"] * tv
-        return {"content": c, "style": s, "tv": tv, "total": total}
-
-
-# ------------------------------------------------------------------------------------------------ data
 
 
 class ContentCrops(Dataset):
@@ -330,7 +259,7 @@ def train_transform_net(
               "lr_schedule": lr_schedule,
               "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
               "network": network, "weights": None if weights is None else str(weights), "seed": seed,
-              "content_layers": list(content_layers or DEFAULT_CONTENT_LAYERS[network]),
+              "content_layers": list(content_layers or LOSS_CONTENT_LAYERS[network]),
               "style_layers": list(style_layers or DEFAULT_STYLE_LAYERS[network]), "channels": list(channels),
               "style_layer_weights": None if style_layer_weights is None else [float(w) for w in style_layer_weights]}
     dev = resolve_device(device)
@@ -460,279 +389,3 @@ def _save_checkpoint(out: Path, model_path: Path, net: TransformNet, optimizer, 
     checkpoint = {"step": step, "params": params, "styles": styles, "history": history,
                   "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
     atomic_write(out / "checkpoint.pt", lambda tmp: torch.save(checkpoint, tmp))
-
-
-# ------------------------------------------------------------------------------------------------ model files
-
-
-def save_transform_net(net: TransformNet, path: str | os.PathLike) -> Path:
-    """Write ``net`` and its ``metadata`` (styles, training, loss network) as a model file, atomically."""
-    path = Path(path)
-    record = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "architecture": {"num_styles": net.num_styles, "channels": list(net.channels)},
-        **net.metadata,
-        "percept_version": __version__,
-        "torch_version": str(torch.__version__),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-    }
-    atomic_write(path, lambda tmp: torch.save(record, tmp))
-    return path
-
-
-def load_transform_net(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformNet:
-    """Read a model file (or the ``model.pt`` of a training folder) into an eval-mode :class:`TransformNet`.
-
-    ``net.metadata`` holds everything the file records except the weights. Every problem (missing, not a
-    PyTorch file, another kind of file, a newer format, weights that do not fit) is a one-line
-    :class:`PerceptError` naming the file.
-    """
-    path = Path(path)
-    if path.is_dir() and (path / "model.pt").is_file():
-        path = path / "model.pt"
-    where = f"model file {str(path)!r}"
-    if not path.is_file():
-        raise PerceptError(f"{where} not found" + (" (it is a folder without model.pt)" if path.is_dir() else ""))
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise PerceptError(f"{where} is not a PyTorch file; give a model.pt written by percept's transform-network "
-                           "training")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refuses to rebuild arbitrary objects
-        raise PerceptError(f"{where} holds pickled Python objects, not a percept transform network") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
-        raise PerceptError(f"{where} is a damaged PyTorch file ({type(exc).__name__})") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
-            what = "a plain state dict"
-        elif isinstance(raw, dict) and "format" in raw:
-            what = f"a {raw['format']!r} file"
-        else:
-            what = f"a {type(raw).__name__} without percept's format tag"
-        raise PerceptError(f"{where} is {what}, not a percept transform network ({FORMAT})")
-    version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise PerceptError(f"{where} has format version {version!r}, newer than this percept reads "
-                           f"({FORMAT_VERSION}); upgrade percept")
-    try:
-        arch = raw["architecture"]
-        net = TransformNet(int(arch["num_styles"]), arch["channels"])
-        net.load_state_dict(raw["state_dict"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
-    except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
-    net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
-    net.requires_grad_(False)
-    return net.eval().to(resolve_device(device))
-
-
-# ------------------------------------------------------------------------------------------------ inference
-
-
-def style_vector(net: TransformNet, *, style_index: int | None = None,
-                 blend: Sequence[float] | None = None) -> torch.Tensor:
-    """Style weights ``(S,)`` for ``net``: one-hot for ``style_index``, ``blend`` normalised to sum 1, or the
-    only style of a single-style network. Range, count and sign problems are one-line errors."""
-    names = [s.get("name", "?") for s in net.metadata.get("styles", [])] or [str(i) for i in range(net.num_styles)]
-    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
-    if style_index is not None and blend is not None:
-        raise PerceptError("give a style index or blend weights, not both")
-    if style_index is not None:
-        if not 0 <= style_index < net.num_styles:
-            raise PerceptError(f"style index {style_index} out of range; this model has {net.num_styles} "
-                               f"style(s): {listing}")
-        return torch.nn.functional.one_hot(torch.tensor(style_index), net.num_styles).float()
-    if blend is not None:
-        weights = torch.tensor([float(w) for w in blend])
-        if len(weights) != net.num_styles:
-            raise PerceptError(f"blend has {len(weights)} weight(s) but this model has {net.num_styles} "
-                               f"style(s): {listing}")
-        if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise PerceptError(f"blend weights must be >= 0 with a positive sum, got {list(blend)}")
-        return weights / weights.sum()
-    if net.num_styles != 1:
-        raise PerceptError(f"this model has {net.num_styles} styles ({listing}); choose one by index or blend them")
-    return torch.ones(1)
-
-
-def _content_tensor(content: ImageInput, size: int | None) -> torch.Tensor:
-    """``(1, 3, H, W)`` float in [0, 1] on the CPU; a tensor is used as it is (no 8-bit round trip)."""
-    if not isinstance(content, torch.Tensor):
-        return to_tensor(_as_pil(content, "content image"), longest=size)
-    image = content.detach().float().cpu()
-    image = image.unsqueeze(0) if image.dim() == 3 else image
-    if image.dim() != 4 or image.shape[:2] != (1, 3):
-        raise PerceptError(f"a content tensor must be (1, 3, H, W) or (3, H, W) RGB in [0, 1], got "
-                           f"{tuple(content.shape)}")
-    if size is not None:
-        image = resize(image, fit_size(image.shape[-1], image.shape[-2], size)).clamp(0, 1)
-    return image
-
-
-def stylize_with_model(
-    contents: ImageInput | Sequence[ImageInput],
-    model: TransformNet | str | os.PathLike,
-    *,
-    style_index: int | None = None,
-    blend: Sequence[float] | None = None,
-    size: int | None = None,
-    tile: int | None = None,
-    overlap: int = DEFAULT_OVERLAP,
-    exact_statistics: bool = False,
-    stats_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device = "auto",
-    progress: bool = False,
-) -> list[torch.Tensor]:
-    """Stylise images with a trained network: one forward pass per image.
-
-    Args:
-        contents: a path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1], or a list of them.
-        model: a :class:`TransformNet` (used on its own device) or a model file / training folder.
-        style_index: which style of a multi-style network (0-based).
-        blend: one weight per style (>= 0, normalised to sum 1): Dumoulin's style interpolation.
-        size: resize each image so its longest side is ``size`` (default: keep its size).
-        tile: stylise in overlapping tiles of this many pixels (for huge images; see
-            :mod:`percept.style.tiling`), with ``overlap`` pixels shared by neighbours; the norm statistics come
-            from the image downscaled to ``stats_size`` (default ``tile``), or with ``exact_statistics`` from the
-            whole image at full resolution (about 7 times the work; the result then equals the untiled one).
-        batch_size: images of equal size go through the network together, this many at a time.
-        device: for a model file: where to run it.
-        progress: show a progress bar over images (and tiles).
-
-    Returns:
-        One ``(1, 3, H, W)`` tensor in [0, 1] on the CPU per input, in order.
-    """
-    if isinstance(contents, (str, os.PathLike, Image.Image, torch.Tensor)):
-        contents = [contents]
-    if batch_size < 1:
-        raise PerceptError(f"batch size must be >= 1, got {batch_size}")
-    if size is not None and not 16 <= size <= 16384:
-        raise PerceptError(f"size {size} out of range; use 16 to 16384 pixels")
-    net = model if isinstance(model, TransformNet) else load_transform_net(model, device)
-    style = style_vector(net, style_index=style_index, blend=blend).to(next(net.parameters()).device)
-    images = [_content_tensor(c, size) for c in contents]
-    results: list[torch.Tensor | None] = [None] * len(images)
-    bar = tqdm(total=len(images), desc="stylize", unit="image", disable=not progress or len(images) == 1)
-    try:
-        if tile is not None:
-            for i, image in enumerate(images):
-                results[i] = tiled_forward(net, image, style, tile=tile, overlap=overlap, stats_size=stats_size,
-                                           exact_statistics=exact_statistics, progress=progress)
-                bar.update(1)
-        else:
-            by_size: dict[tuple[int, int], list[int]] = {}
-            for i, image in enumerate(images):
-                by_size.setdefault(tuple(image.shape[-2:]), []).append(i)
-            dev = next(net.parameters()).device
-            with torch.inference_mode():
-                for indices in by_size.values():
-                    for chunk in (indices[j : j + batch_size] for j in range(0, len(indices), batch_size)):
-                        batch = torch.cat([images[i] for i in chunk]).to(dev)
-                        for i, styled in zip(chunk, net(batch, style).float().cpu()):
-                            results[i] = styled.unsqueeze(0)
-                        bar.update(len(chunk))
-    except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise PerceptError("out of memory; lower the batch size, use tiles (e.g. tile 512) or a smaller size") \
-            from None
-    finally:
-        bar.close()
-    return results  # type: ignore[return-value]
-
-
-# ------------------------------------------------------------------------------------------------ ONNX export
-
-
-class FixedStyleNet(nn.Module):
-    """A :class:`TransformNet` with its style weights baked in: ``(B, 3, H, W)`` -> ``(B, 3, H, W)``."""
-
-    def __init__(self, net: TransformNet, style: torch.Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("style", style.reshape(1, -1).float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, self.style.expand(x.shape[0], -1))
-
-
-def export_transform_net(
-    model: TransformNet | str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    style_index: int | None = None,
-    blend: Sequence[float] | None = None,
-    opset: int | None = None,
-) -> dict[str, Any]:
-    """Write an ONNX file that stylises float32 RGB ``(B, 3, H, W)`` in [0, 1] (any batch, height and width >= 8)
-    with the chosen style (``style_index`` or ``blend``, baked in), and ``OUT.json`` describing it.
-
-    Made with the TorchScript-based exporter (``dynamo=False``, as :mod:`percept.transfer.export`); before the
-    file is renamed into place, onnxruntime's output on an image of another size (odd, not a multiple of 4,
-    batch 2) must match PyTorch's within :data:`ONNX_TOLERANCE`. Returns the description.
-    """
-    for package in ("onnx", "onnxruntime"):
-        try:
-            __import__(package)
-        except ImportError:
-            raise PerceptError(f"ONNX export needs the {package} package; pip install onnx onnxruntime") from None
-    import onnx
-    import onnxruntime
-
-    out = Path(out)
-    sidecar = out.with_name(out.name + ".json")
-    for target in (out, sidecar):
-        check_writable(target, what="export file", image=False)
-    net = model if isinstance(model, TransformNet) else load_transform_net(model, "cpu")
-    net = net.cpu().eval()
-    style = style_vector(net, style_index=style_index, blend=blend)
-    wrapped = FixedStyleNet(net, style).eval()
-    generator = torch.Generator().manual_seed(0)
-    example = torch.rand(1, 3, 64, 64, generator=generator)
-    check = torch.rand(2, 3, 45, 71, generator=generator)
-    details: dict[str, Any] = {}
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings():  # exporter deprecation, tracer notes on the size checks
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (example,), tmp, dynamo=False, input_names=["image"],
-                              output_names=["stylized"], opset_version=opset, do_constant_folding=True,
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                            "stylized": {0: "batch", 2: "height", 3: "width"}})
-        proto = onnx.load(tmp)
-        onnx.checker.check_model(proto)
-        session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        got = session.run(["stylized"], {"image": check.numpy()})[0]
-        with torch.no_grad():
-            expected = wrapped(check).numpy()
-        diff = float(np.abs(expected - got).max()) if got.shape == expected.shape else float("inf")
-        if not diff < ONNX_TOLERANCE:
-            raise PerceptError(f"the exported ONNX model does not reproduce the network (max difference {diff:.3g}, "
-                               f"shape {got.shape}); nothing was written")
-        details.update(opset=int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))),
-                       verified_max_abs_diff=diff)
-
-    atomic_write(out, write)
-    record = {
-        "format": "onnx",
-        "file": out.name,
-        "percept_version": __version__,
-        "model": {k: v for k, v in net.metadata.items() if k in ("styles", "architecture", "loss_network")},
-        "style_weights": [round(float(w), 6) for w in style],
-        "input": {"name": "image", "shape": ["B", 3, "H", "W"], "layout": "NCHW", "color": "RGB",
-                  "dtype": "float32", "range": [0.0, 1.0], "min_side": 8},
-        "output": {"name": "stylized", "shape": ["B", 3, "H", "W"], "range": [0.0, 1.0]},
-        **details,
-    }
-    try:
-        atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
-    except BaseException:
-        out.unlink(missing_ok=True)  # no model file without its description
-        raise
-    return record
