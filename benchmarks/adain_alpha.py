@@ -25,7 +25,7 @@ import torch
 from percept import stylize_adain
 from percept.image import load_image, save_image, to_tensor
 from percept.losses import gram_matrix, style_loss
-from percept.models import get_feature_net
+from percept.models import get_model
 from percept.style.adain import mean_std
 from percept.style.params import DEFAULT_STYLE_LAYERS
 
@@ -36,7 +36,7 @@ ADAIN_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
 def scorer(style: torch.Tensor):
     """Both style losses of an image ``(1, 3, H, W)`` against ``style`` (same network, Gatys' VGG-19)."""
-    net = get_feature_net("vgg19")
+    net = get_model("vgg19")
     gram_layers = DEFAULT_STYLE_LAYERS["vgg19"]
     with torch.no_grad():
         target = net(style, sorted(set(ADAIN_LAYERS + gram_layers)))

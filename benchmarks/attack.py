@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from percept.image import load_image
-from percept.understand import load_classifier
+from percept.models import get_model
 from percept.understand.attack import attack
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    classifier = load_classifier(args.model)
+    classifier = get_model(args.model, kind="classifier")
     hymenoptera = sorted((DATA / "datasets" / "hymenoptera" / "val").glob("*/*.jpg"))
     photos = sorted((DATA / "content").glob("*.jpg")) + hymenoptera
     photos = photos[: args.count]

@@ -30,7 +30,7 @@ import torch
 import percept
 from percept.image import load_image, save_image, to_tensor
 from percept.losses import style_loss
-from percept.models import get_feature_net
+from percept.models import get_model
 from percept.style.transform_files import load_transform_net
 from percept.style.transform_loss import PerceptualLoss
 from percept.style.transform_stylize import stylize_with_model
@@ -68,7 +68,7 @@ def main() -> None:
         raise SystemExit("give a single-style network")
     train, loss_net = meta["training"], meta["loss_network"]
     style_path = find_style(meta["styles"][0], args.style_dir or [DATA / "style", REPO / "examples" / "style"])
-    vgg = get_feature_net(loss_net["arch"], loss_net["weights_id"].split(":")[1])
+    vgg = get_model(loss_net["arch"], loss_net["weights_id"].split(":")[1], kind="features")
     style = to_tensor(load_image(style_path), longest=args.size)
     weights = {k: train[k] for k in ("content_weight", "style_weight", "tv_weight")}
     criterion = PerceptualLoss(vgg, [style], content_layers=loss_net["content_layers"],
@@ -87,7 +87,7 @@ def main() -> None:
     for name in args.photos.split(","):
         content = to_tensor(load_image(args.photo_dir / f"{name}.jpg"), longest=args.size)
         started = time.perf_counter()
-        styled = stylize_with_model(content, net)[0]
+        styled = stylize_with_model(content, net).image
         net_seconds = time.perf_counter() - started
         started = time.perf_counter()
         result = percept.stylize(content, str(style_path), size=args.size, iterations=args.iterations,

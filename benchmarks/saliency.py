@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from percept.image import load_image, save_image, to_tensor
-from percept.understand import load_classifier, saliency
+from percept.understand import saliency
+from percept.models import get_model
 from percept.understand.saliency import METHODS, overlay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
 
-    classifier = load_classifier(args.model)
+    classifier = get_model(args.model, kind="classifier")
     pil = load_image(PHOTO)
     x = to_tensor(pil, longest=args.size)
     inside = box_mask(x, pil.size)

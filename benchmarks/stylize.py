@@ -51,7 +51,7 @@ import percept
 from percept.errors import PerceptError
 from percept.image import load_image, resize, save_image, to_tensor
 from percept.losses import content_loss, gram_matrix, range_loss, style_loss, tv_loss
-from percept.models import FeatureNet, get_feature_net
+from percept.models import FeatureNet, get_model
 from percept.style.optimize import RANGE_WEIGHT
 from percept.style.params import StyleParams
 
@@ -179,7 +179,7 @@ def run_reference_loop(args: argparse.Namespace, device: torch.device) -> dict:
     started = time.perf_counter()
     record = step_timer(steps, started)
     torch.manual_seed(0)
-    net = get_feature_net(NETWORK, WEIGHTS, device=device)
+    net = get_model(NETWORK, WEIGHTS, kind="features", device=device)
     content, style = load_inputs(args.content, args.style, args.size, device)
     image = content.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
@@ -323,7 +323,7 @@ def machine_info(device: str) -> dict:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
-    net = get_feature_net(NETWORK, WEIGHTS, device=args.device)
+    net = get_model(NETWORK, WEIGHTS, kind="features", device=args.device)
     largest = max(args.sizes)
     sizes = {}
     with tempfile.TemporaryDirectory(prefix="percept-bench-") as tmp:

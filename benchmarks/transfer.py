@@ -56,9 +56,10 @@ from torchvision import transforms
 import percept
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.transfer import get_backbone, scan_dataset, train_finetune
+from percept.models import get_model
+from percept.transfer import scan_dataset, train_finetune
 from percept.transfer.finetune import FinetuneNet, ImageListDataset, accuracy
-from percept.transfer.names import BACKBONES
+from percept.models.names import BACKBONES
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "../shared/data/datasets/hymenoptera"
@@ -189,7 +190,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     log(f"warm-up: scanning {args.data} and building {args.backbone} once (not timed) ...")
     split = scan_dataset(args.data, val_fraction=VAL_FRACTION, seed=args.seed)
-    get_backbone(args.backbone)
+    get_model(args.backbone, kind="backbone")
     log(split.summary())
 
     log(f"torchvision tutorial recipe, {args.epochs} epochs ...")

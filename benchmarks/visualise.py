@@ -21,7 +21,8 @@ import torch
 
 from percept.cli import DREAM_LAYER, INVERT_LAYERS, _network, build_parser
 from percept.image import load_image, to_tensor
-from percept.understand import class_image, dream, invert, load_classifier
+from percept.understand import class_image, dream, invert
+from percept.models import get_model
 
 CAT = Path(__file__).resolve().parents[1] / "examples" / "content" / "chelsea_cat.jpg"
 
@@ -40,7 +41,7 @@ def main() -> None:
                     "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}  # the CPU may be shared
 
     o = defaults("class-image", "--class", args.classes)
-    classifier = load_classifier(o.model, device="cpu")
+    classifier = get_model(o.model, device="cpu", kind="classifier")
     rows, started = [], time.perf_counter()
     for name in args.classes.split(","):
         r = class_image(classifier, name, size=o.size, steps=o.steps, lr=o.lr, decay=o.decay, jitter=o.jitter,

@@ -64,9 +64,9 @@ def cat_tensor(cat_path):
 
 @pytest.fixture(scope="session")
 def vgg19():
-    from percept.models import get_feature_net
+    from percept.models import get_model
 
-    return get_feature_net("vgg19", "gatys")
+    return get_model("vgg19", "gatys")
 
 
 def _crops(source, folder, n, seed):

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from percept.errors import InterruptedRun, PerceptError, WeightsUnavailableError
 from percept.image import fit_size, load_image, rgb_to_yiq, to_tensor
 from percept.losses import gram_matrix, style_loss
-from percept.models import get_feature_net
-from percept.models.weights import DECODERS, get_decoder_weights
+from percept.models import get_model, get_weights, list_weights
 from percept.style import adain_train as adain_module
 from percept.style.adain import AdaIN, STYLE_LAYERS, adain, load_adain, mean_std, mean_std_loss, pad_to_multiple
 from percept.style.adain_stylize import stylize_adain
@@ -68,8 +67,8 @@ def test_masked_statistics_are_those_of_the_region():
 
 
 def test_reflection_padding_is_optional_and_matches_explicit_padding(cat_tensor):
-    zeros = get_feature_net("vgg19", "gatys")
-    reflect = get_feature_net("vgg19", "gatys", padding_mode="reflect")
+    zeros = get_model("vgg19", "gatys")
+    reflect = get_model("vgg19", "gatys", padding_mode="reflect")
     assert zeros.layers.conv1_1.padding_mode == "zeros" and reflect.padding_mode == "reflect"
     x = reflect.preprocess(cat_tensor)
     conv = reflect.layers.conv1_1
@@ -83,8 +82,8 @@ def test_reflection_padding_is_optional_and_matches_explicit_padding(cat_tensor)
 
 
 def test_shipped_decoder_is_registered_and_loads_with_checked_shapes():
-    entry = get_decoder_weights()
-    assert entry is DECODERS["adain_decoder:coco_wikiart"] and entry.availability().startswith("installed")
+    entry = get_weights("adain_decoder", kind="decoder")
+    assert entry == list_weights("adain_decoder")[0] and entry.id == "adain_decoder:coco_wikiart" and entry.availability().startswith("installed")
     assert entry.meta["encoder"] == "vgg19:gatys" and entry.meta["padding_mode"] == "reflect"
     decoder = load_decoder()
     assert sum(p.numel() for p in decoder.parameters()) == 3_505_219
@@ -158,11 +157,11 @@ def test_style_losses_fall_as_alpha_grows(net, cat_path, wave_path, single):
     assert all(a > b for a, b in zip(grams, grams[1:])), grams
 
 
-def test_one_hot_style_weights_equal_the_single_style(cat_path, starry_path, wave_path, single):
+def test_one_hot_style_blend_weights_equal_the_single_style(cat_path, starry_path, wave_path, single):
     both = [starry_path, wave_path]
-    assert torch.equal(_stylize(cat_path, both, style_weights=[1, 0]), single["starry"])
-    assert torch.equal(_stylize(cat_path, both, style_weights=[0, 2]), single["wave"])
-    mixed = _stylize(cat_path, both, style_weights=[1, 1])
+    assert torch.equal(_stylize(cat_path, both, style_blend_weights=[1, 0]), single["starry"])
+    assert torch.equal(_stylize(cat_path, both, style_blend_weights=[0, 2]), single["wave"])
+    mixed = _stylize(cat_path, both, style_blend_weights=[1, 1])
     assert (mixed - single["starry"]).abs().mean() > 0.02 and (mixed - single["wave"]).abs().mean() > 0.02
 
 
@@ -191,8 +190,8 @@ def test_colour_preservation_keeps_the_content_colours(cat_path, starry_path, si
 def test_inputs_can_be_tensors_or_pil_and_the_record_is_complete(cat_path, cat_tensor, wave_path):
     result = stylize_adain(cat_tensor, load_image(wave_path), size=64, alpha=0.5, device="cpu")
     assert result.image.shape == (1, 3, 42, 64) and 0 <= result.image.min() and result.image.max() <= 1
-    record = result.params
-    assert record["kind"] == "adain" and record["weights_id"] == "vgg19:gatys"
+    record = result.record
+    assert record["method"] == "adain" and record["weights_id"] == "vgg19:gatys"
     assert record["decoder"]["id"] == "adain_decoder:coco_wikiart" and record["encoder"]["padding_mode"] == "reflect"
     assert record["params"]["alpha"] == 0.5 and record["size_px"] == [64, 42]
 
@@ -201,8 +200,8 @@ def test_inputs_can_be_tensors_or_pil_and_the_record_is_complete(cat_path, cat_t
     ("kwargs", "message"),
     [
         ({"alpha": 1.5}, "alpha must be between 0"),
-        ({"styles": ["S", "W"], "style_weights": [1]}, "style weights has 1 values for 2 style image"),
-        ({"styles": ["S", "W"], "style_weights": [1, -1]}, "must be >= 0"),
+        ({"styles": ["S", "W"], "style_blend_weights": [1]}, "style-blend-weights has 1 values for 2 style image"),
+        ({"styles": ["S", "W"], "style_blend_weights": [1, -1]}, "must be >= 0"),
         ({"mask": torch.ones(4, 4)}, "a mask needs exactly two style images"),
         ({"styles": ["S", "W"], "mask": [[1.0]]}, "mask must be an image file, a PIL image or a tensor"),
         ({"styles": ["S", "W"], "mask": torch.ones(1, 3, 10, 10)}, r"mask tensor must have shape \(H, W\)"),
@@ -252,7 +251,7 @@ def test_training_lowers_the_loss_resumes_exactly_and_writes_a_usable_decoder(
     with pytest.raises(InterruptedRun, match="at step 2; .*b.pth.ckpt' holds the state after step 2: .*--resume"):
         train_adain(tmp_path / "content", tmp_path / "style", tmp_path / "b.pth", **settings)
     monkeypatch.setattr(adain_module, "adain_loss", real_loss)
-    with pytest.raises(PerceptError, match="holds an interrupted run; add --resume"):
+    with pytest.raises(PerceptError, match="holds a training run; add --resume"):
         train_adain(tmp_path / "content", tmp_path / "style", tmp_path / "b.pth", **settings)
     with pytest.raises(PerceptError, match=r"cannot resume .* \(lr 0.0001 -> 0.001\)"):
         train_adain(tmp_path / "content", tmp_path / "style", tmp_path / "b.pth", **{**settings, "lr": 1e-3},
@@ -263,7 +262,7 @@ def test_training_lowers_the_loss_resumes_exactly_and_writes_a_usable_decoder(
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
 
     result = stylize_adain(cat_path, starry_path, decoder=tmp_path / "a.pth", size=48, device="cpu")
-    assert result.params["decoder"]["params"]["steps"] == 4 and len(result.params["decoder"]["sha256"]) == 64
+    assert result.record["decoder"]["params"]["steps"] == 4 and len(result.record["decoder"]["sha256"]) == 64
 
 
 def test_mixed_precision_training_on_cpu(tmp_path, crops, cat_path, starry_path):

@@ -8,13 +8,13 @@ import torch.nn.functional as F
 
 from percept.errors import PerceptError
 from percept.image import load_image
-from percept.understand import load_classifier
+from percept.models import get_model
 from percept.understand.attack import attack
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    return load_classifier("efficientnet_lite0")
+    return get_model("efficientnet_lite0", kind="classifier")
 
 
 def test_targeted_pgd_turns_the_cat_into_a_gibbon_within_4_levels(lite0, cat_path):

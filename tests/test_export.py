@@ -156,6 +156,8 @@ def test_export_errors_are_one_line_and_leave_no_file(trained, tmp_path, capsys,
         export_run(run, out, opset=99)
     with pytest.raises(PerceptError, match="ONNX only"):
         export_run(run, out, format="torchscript", opset=17)
+    with pytest.raises(PerceptError, match="--style-index applies to style networks"):
+        export_run(run, out, style_index=1)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(PerceptError, match=r"pip install onnx onnxruntime"):
         export_run(run, out)

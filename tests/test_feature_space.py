@@ -13,7 +13,7 @@ from torch import nn
 from percept.cli import main
 from percept.errors import PerceptError
 from percept.image import load_image, read_metadata
-from percept.transfer.backbones import get_backbone, view_transform
+from percept.models import get_model, view_transform
 from percept.understand import (Classifier, embedding, embedding_figure, folder_features, layer_backbone, neighbours,
                                 neighbours_grid, patches_grid, receptive_field, top_patches)
 from percept.understand.features import LayerOutput, class_label
@@ -171,7 +171,7 @@ def photos(tmp_path_factory, crops, cat_path, rocket_path):
 
 @pytest.fixture(scope="module")
 def lite0():
-    return get_backbone("efficientnet_lite0")
+    return get_model("efficientnet_lite0", kind="backbone")
 
 
 def test_efficientnet_neighbours_embedding_and_patches(lite0, photos, tmp_path):
@@ -219,7 +219,7 @@ def test_cli_neighbours_embedding_and_top_patches(capsys, photos, tmp_path):
     assert code == 0 and "the 2 nearest of 4 images for 2 queries" in out
     assert "4 of 4 neighbours share their query's class folder" in out and "0 of 4 folder features" in out
     meta = read_metadata(out_png)
-    assert meta["kind"] == "explain neighbours" and meta["classes"] == [["cat"] * 2, ["rocket"] * 2]
+    assert meta["method"] == "explain neighbours" and meta["classes"] == [["cat"] * 2, ["rocket"] * 2]
     code, out, _ = run(capsys, "explain", "embedding", photos / "val", "-o", tmp_path / "emb.png", "--thumbnails", "3",
                        *cache)
     assert code == 0 and "4 images in 2 class folders" in out and "4 of 4 features from the cache" in out

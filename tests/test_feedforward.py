@@ -13,7 +13,7 @@ import torch
 
 from percept.errors import PerceptError
 from percept.image import load_image, to_tensor
-from percept.models import get_feature_net
+from percept.models import get_model
 from percept.style import tiling
 from percept.style.transform_export import export_transform_net
 from percept.style.transform_files import load_transform_net, save_transform_net
@@ -81,7 +81,7 @@ def test_one_hot_equals_single_style_network_and_half_blend_differs(cat_path):
         other = multi(x, [1.0, 0.0])
         half = multi(x, [0.5, 0.5])
         assert torch.allclose(one_hot, single(x), atol=1e-6)
-        assert torch.allclose(one_hot, stylize_with_model(x, multi, blend=[0, 3])[0], atol=1e-6)
+        assert torch.allclose(one_hot, stylize_with_model(x, multi, style_blend_weights=[0, 3]).image, atol=1e-6)
         assert (half - one_hot).abs().mean() > 0.01 and (half - other).abs().mean() > 0.01
         # Dumoulin's blending is linear in (gamma, beta): the 50/50 mix is the network with averaged parameters
         mixed = TransformNet(1, NARROW).eval()
@@ -97,14 +97,14 @@ def test_style_choice_errors_are_one_line():
     net = _randomised(2)
     net.metadata = {"styles": [{"name": "starry"}, {"name": "wave"}]}
     for kwargs, match in [({"style_index": 2}, "out of range.*0=starry, 1=wave"),
-                          ({"blend": [1, 2, 3]}, "3 weight.*2 style"),
-                          ({"blend": [1, -1]}, ">= 0"),
+                          ({"style_blend_weights": [1, 2, 3]}, "3 values.*2 style"),
+                          ({"style_blend_weights": [1, -1]}, ">= 0"),
                           ({}, "2 styles"),
-                          ({"style_index": 0, "blend": [1, 1]}, "not both")]:
+                          ({"style_index": 0, "style_blend_weights": [1, 1]}, "not both")]:
         with pytest.raises(PerceptError, match=match) as info:
             style_vector(net, **kwargs)
         assert "\n" not in str(info.value)
-    assert style_vector(net, blend=[1, 3]).tolist() == [0.25, 0.75]
+    assert style_vector(net, style_blend_weights=[1, 3]).tolist() == [0.25, 0.75]
 
 
 # ----------------------------------------------------------------------------------------------- tiling
@@ -193,7 +193,7 @@ def trained(tmp_path_factory, cat_path, rocket_path, starry_path, wave_path):
 
 
 def test_training_lowers_the_loss(trained, cat_path, rocket_path, starry_path, wave_path):
-    vgg = get_feature_net("vgg16")
+    vgg = get_model("vgg16")
     photos = torch.cat([to_tensor(load_image(p), size=(48, 48)) for p in (cat_path, rocket_path)])
     styles = [to_tensor(load_image(p), longest=48) for p in (starry_path, wave_path)]
     loss = PerceptualLoss(vgg, styles, content_layers=["relu2_2"],
@@ -213,7 +213,7 @@ def test_training_lowers_the_loss(trained, cat_path, rocket_path, starry_path, w
 
 
 def test_style_layer_weights_weight_the_style_term(cat_path, starry_path):
-    vgg = get_feature_net("vgg16")
+    vgg = get_model("vgg16")
     photo = to_tensor(load_image(cat_path), size=(48, 48))
     style = [to_tensor(load_image(starry_path), longest=48)]
     layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
@@ -304,7 +304,8 @@ def test_foreign_or_corrupt_model_files_give_one_line_errors(trained, tmp_path):
 
 def test_stylize_with_model_batches_equal_sizes_and_keeps_order(trained, cat_path, rocket_path):
     model = trained["root"] / "full"
-    outs = stylize_with_model([cat_path, rocket_path, cat_path], model, style_index=1, size=40, batch_size=2)
+    outs = [r.image for r in stylize_with_model([cat_path, rocket_path, cat_path], model, style_index=1, size=40,
+                                                batch_size=2)]
     assert [tuple(o.shape) for o in outs] == [(1, 3, 27, 40), (1, 3, 27, 40), (1, 3, 27, 40)]
     net = load_transform_net(model)
     with torch.no_grad():
@@ -318,8 +319,8 @@ def test_stylize_with_model_batches_equal_sizes_and_keeps_order(trained, cat_pat
 def test_onnx_export_matches_torch(tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     net = _randomised(2)
-    record = export_transform_net(net, tmp_path / "net.onnx", blend=[1, 3])
-    assert record["verified_max_abs_diff"] < 1e-4 and record["style_weights"] == [0.25, 0.75]
+    record = export_transform_net(net, tmp_path / "net.onnx", style_blend_weights=[1, 3])
+    assert record["verified_max_abs_diff"] < 1e-4 and record["style_blend_weights"] == [0.25, 0.75]
     x = torch.rand(1, 3, 58, 83)
     session = onnxruntime.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": x.numpy()})[0]

@@ -16,11 +16,11 @@ def test_gram_matrix_matches_hand_computation():
 
 
 def test_gram_matrix_is_batched_and_symmetric():
-    f = torch.randn(3, 5, 4, 6)
+    f = torch.randn(3, 5, 4, 6, generator=torch.Generator().manual_seed(0))
     g = gram_matrix(f)
     assert g.shape == (3, 5, 5)
-    assert torch.allclose(g, g.transpose(1, 2))
-    assert torch.allclose(g[1], f[1].reshape(5, -1) @ f[1].reshape(5, -1).T / 24)
+    assert torch.allclose(g, g.transpose(1, 2), atol=1e-6)  # float32 sums in another order near 0
+    assert torch.allclose(g[1], f[1].reshape(5, -1) @ f[1].reshape(5, -1).T / 24, atol=1e-6)
 
 
 def test_tv_loss_matches_hand_computation():

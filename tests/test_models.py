@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from percept.errors import PerceptError, WeightsUnavailableError
-from percept.models import FeatureNet, get_feature_net, get_weights, layer_names, list_weights
+from percept.models import FeatureNet, get_model, get_weights, layer_names, list_weights
 
 
 def test_vgg19_layer_names_follow_the_papers():
@@ -53,12 +53,12 @@ def test_unknown_layer_names_the_layer_and_suggests_valid_ones():
         FeatureNet("vgg19")(torch.rand(1, 3, 16, 16), ["relu9_9"])
 
 
-OFFLINE = [w for w in list_weights() if w.is_available()]
+OFFLINE = [w for w in list_weights(kind="features") if w.is_available()]
 
 
 @pytest.mark.parametrize("entry", OFFLINE, ids=[w.id for w in OFFLINE])
 def test_offline_weights_decode_and_give_non_degenerate_features(entry, cat_tensor):
-    net = get_feature_net(entry.arch, entry.name)
+    net = get_model(entry.arch, entry.name)
     assert net.weights is entry
     assert all(not p.requires_grad for p in net.parameters()) and not net.training
     relus = [n for n in net.layer_names if n.startswith("relu")]
@@ -104,7 +104,7 @@ def test_caffe_and_gatys_vgg19_use_caffe_preprocessing():
     assert get_weights("vgg16").preprocessing == "imagenet"
     x = torch.zeros(1, 3, 2, 2)
     x[:, 0] = 1.0  # pure red -> BGR (0, 0, 255) minus mean
-    out = get_feature_net("vgg19", "gatys").preprocess(x)
+    out = get_model("vgg19", "gatys").preprocess(x)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([-103.939, -116.779, 255 - 123.68]))
 
 
@@ -112,7 +112,7 @@ def test_unavailable_weights_give_one_line_listing_what_was_tried(tmp_path, monk
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("PERCEPT_OFFLINE", "1")
     with pytest.raises(WeightsUnavailableError) as err:
-        get_feature_net("vgg19", "imagenet1k_v1")
+        get_model("vgg19", "imagenet1k_v1")
     message = str(err.value)
     assert "\n" not in message
     assert "vgg19-dcbb9e9d.pth" in message and "tried" in message and str(tmp_path) in message
@@ -122,12 +122,12 @@ def test_unknown_weights_name_lists_the_choices():
     with pytest.raises(PerceptError, match="gatys, caffe, imagenet1k_v1"):
         get_weights("vgg19", "nonsense")
     with pytest.raises(PerceptError, match="unknown network"):
-        get_weights("resnet9000")
+        get_weights("resnet9000", kind="features")
 
 
 def test_user_state_dict_in_torchvision_layout_round_trips(tmp_path, cat_tensor):
     """--weights FILE accepts torchvision's `features.N.weight` keys and percept's own names."""
-    alex = get_feature_net("alexnet")
+    alex = get_model("alexnet")
     tv_layout = {}
     for index, name in enumerate(alex.layer_names):
         if name.startswith("conv"):
@@ -135,30 +135,30 @@ def test_user_state_dict_in_torchvision_layout_round_trips(tmp_path, cat_tensor)
             tv_layout[f"features.{index}.bias"] = alex.layers[name].bias
     path = tmp_path / "alexnet_tv.pth"
     torch.save(tv_layout, path)
-    mine = get_feature_net("alexnet", str(path), preprocessing="imagenet")
+    mine = get_model("alexnet", str(path), preprocessing="imagenet")
     with torch.no_grad():
         assert torch.equal(mine(cat_tensor, ["relu5"])["relu5"], alex(cat_tensor, ["relu5"])["relu5"])
     own = tmp_path / "alexnet_own.pth"
     torch.save(alex.layers.state_dict(), own)
-    assert torch.equal(get_feature_net("alexnet", str(own)).layers.conv5.weight, alex.layers.conv5.weight)
+    assert torch.equal(get_model("alexnet", str(own)).layers.conv5.weight, alex.layers.conv5.weight)
 
 
 def test_user_state_dict_with_wrong_shapes_names_the_tensor(tmp_path):
-    state = {n: t.clone() for n, t in get_feature_net("alexnet").layers.state_dict().items()}
+    state = {n: t.clone() for n, t in get_model("alexnet").layers.state_dict().items()}
     state["conv3.weight"] = torch.zeros(3, 3, 3, 3)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
     with pytest.raises(PerceptError, match=r"conv3.weight has shape \(3, 3, 3, 3\)"):
-        get_feature_net("alexnet", str(path))
+        get_model("alexnet", str(path))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(PerceptError, match="cannot read as a PyTorch state dict"):
-        get_feature_net("alexnet", str(tmp_path / "junk.pth"))
+        get_model("alexnet", str(tmp_path / "junk.pth"))
     with pytest.raises(WeightsUnavailableError, match="no such file"):
-        get_feature_net("alexnet", str(tmp_path / "missing.pth"))
+        get_model("alexnet", str(tmp_path / "missing.pth"))
 
 
 def test_feature_net_moves_to_requested_device():
-    net = get_feature_net("alexnet", device="cpu")
+    net = get_model("alexnet", device="cpu")
     assert net.layers.conv1.weight.device.type == "cpu" and net.preprocess.mean.device.type == "cpu"
 
 
@@ -175,7 +175,181 @@ def test_torchvision_checkpoint_is_read_from_the_torch_hub_cache(tmp_path, monke
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, checkpoints / "vgg19-dcbb9e9d.pth")
     entry = get_weights("vgg19", "imagenet1k_v1")
     assert entry.availability() == "in torch cache"
-    net = get_feature_net("vgg19", "imagenet1k_v1")
+    net = get_model("vgg19", "imagenet1k_v1")
     x = net.preprocess(cat_tensor)
     with torch.no_grad():
         assert torch.allclose(net(cat_tensor, ["relu3_1"])["relu3_1"], features[:12](x), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- the registry
+
+
+def _frozen(module: torch.nn.Module) -> bool:
+    return not module.training and not any(p.requires_grad for p in module.parameters())
+
+
+def test_get_model_builds_each_kind_frozen_in_eval_mode(tmp_path):
+    from percept.models import Backbone, Classifier
+    from percept.style.decoder import Decoder
+    from percept.style.transform_files import save_transform_net
+    from percept.style.transformer import TransformNet
+
+    net = get_model("vgg16")
+    assert isinstance(net, FeatureNet) and net.weights.id == "vgg16:imagenet1k_v1" and _frozen(net)
+    clf = get_model("efficientnet_lite0")
+    assert isinstance(clf, Classifier) and clf.id == "efficientnet_lite0:imagenet" and _frozen(clf.model)
+    assert (clf.resize, clf.crop, len(clf.classes)) == (256, 224, 1000)
+    backbone = get_model("alexnet", kind="backbone")
+    assert isinstance(backbone, Backbone) and _frozen(backbone.model)
+    assert backbone.cache_id == "alexnet|alexnet:imagenet1k_v1@relu5|dim256|resize256|crop224|v1"
+    assert get_model("efficientnet_lite0", kind="backbone").cache_id == \
+        "efficientnet_lite0|efficientnet_lite0:imagenet|dim1280|resize256|crop224|v1"
+    assert get_model("alexnet", kind="backbone", pretrained=False).weights_id == "random-init"
+    decoder = get_model("adain_decoder")
+    assert isinstance(decoder, Decoder) and decoder.weights.id == "adain_decoder:coco_wikiart" and _frozen(decoder)
+    style = TransformNet(2)
+    style.metadata = {"styles": [{"name": "a"}, {"name": "b"}]}
+    path = save_transform_net(style, tmp_path / "model.pt")
+    for loaded in (get_model(path), get_model(str(path), kind="style-net"), get_model("transform_net", path),
+                   get_model(tmp_path)):  # a file, by kind, by name, a training folder (model.pt)
+        assert isinstance(loaded, TransformNet) and loaded.num_styles == 2 and _frozen(loaded)
+    assert get_model("vgg19:caffe").weights.id == "vgg19:caffe"  # "name:weights"
+
+
+def test_torchvision_models_wrap_the_network_in_one_normalisation(monkeypatch):
+    """Offline: torchvision's builder is replaced by a random network; the registry's wrapping is what is tested."""
+    import torchvision
+
+    from percept.models import Normalized
+
+    build = torchvision.models.get_model
+    asked = []
+
+    def offline(name, weights=None):
+        asked.append(str(weights))
+        return build(name, weights=None)
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    clf = get_model("resnet50")
+    assert isinstance(clf.model, Normalized) and clf.id == "resnet50:imagenet1k_v2" and _frozen(clf.model)
+    assert (clf.resize, clf.crop, clf.classes[281]) == (232, 224, "tabby")
+    backbone = get_model("resnet18", kind="backbone")
+    assert backbone.cache_id == "resnet18|torchvision:ResNet18_Weights.IMAGENET1K_V1|dim512|resize256|crop224|v1"
+    assert backbone.model(torch.rand(1, 3, 64, 64)).shape == (1, 512)
+    assert asked == ["ResNet50_Weights.IMAGENET1K_V2", "ResNet18_Weights.IMAGENET1K_V1"]
+
+
+def test_torchvision_entries_name_torchvisions_default_weights():
+    import torchvision
+
+    for entry in list_weights(kind="classifier"):
+        if "torchvision_weights" not in entry.meta:
+            continue
+        weights = torchvision.models.get_model_weights(entry.arch).DEFAULT
+        assert weights.name == entry.meta["torchvision_weights"] and entry.name == weights.name.lower()
+        assert entry.sources[0].url == weights.url, entry.id
+        preset = weights.transforms()
+        assert (entry.resize_size, entry.input_size) == (preset.resize_size[0], preset.crop_size[0]), entry.id
+        assert (tuple(preset.mean), tuple(preset.std)) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_list_models_lists_every_registered_name():
+    from percept.models import list_entries, list_models
+    from percept.models.names import BACKBONES, FEATURE_NETWORKS, IMAGENET_CLASSIFIERS, KINDS
+
+    names = list_models()
+    assert names == list(dict.fromkeys(e.name for e in list_entries())) and len(names) == len(set(names))
+    assert {*FEATURE_NETWORKS, *IMAGENET_CLASSIFIERS, *BACKBONES, "train_run", "adain_decoder", "transform_net"} \
+        == set(names)
+    assert list_models("backbone") == list(BACKBONES) and list_models("features") == list(FEATURE_NETWORKS)
+    assert {e.kind for e in list_entries()} == set(KINDS)
+    from percept.models import describe
+
+    text = describe()
+    assert all(name in text for name in names)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: get_model("vgg91"), r"unknown model 'vgg91' \(did you mean vgg19 or vgg16\?\)"),
+    (lambda: get_model("resnet51", kind="classifier"), r"unknown classifier 'resnet51' \(did you mean resnet50"),
+    (lambda: get_model("vgg19", "gatis"), r"unknown weights 'gatis' for vgg19 \(did you mean gatys\?\)"),
+    (lambda: get_model("vgg19", kind="featurs"), r"unknown kind 'featurs' \(did you mean features\?\)"),
+    (lambda: get_model("vgg19", kind="decoder"), "vgg19 is a features and backbone model, not a decoder; decoders: "
+                                                 "adain_decoder"),
+    (lambda: get_model("resnet18", kind="features"), "resnet18 is a classifier and backbone model, not a features"),
+    (lambda: get_model("vgg19", poolng="avg"), "vgg19 .features. takes no option poolng; its options: pooling"),
+    (lambda: get_model("missing/model.pt"), "'missing/model.pt' not found: no such model file or folder"),
+    (lambda: get_model("transform_net"), "transform_net is a model.pt written by percept train-style: give its path"),
+])  # fmt: skip
+def test_errors_are_one_line_with_suggestions(call, message):
+    with pytest.raises(PerceptError, match=message) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_a_file_of_another_kind_is_refused_in_one_line(tmp_path):
+    from percept.style.decoder import Decoder, save_decoder
+
+    path = save_decoder(Decoder(), tmp_path / "decoder.pt", params={})
+    assert get_model(path).weights.id == f"adain_decoder:{path}"  # its kind is read from the file
+    with pytest.raises(PerceptError, match="a 'percept-adain-decoder' file, not a percept transform network"):
+        get_model(path, kind="style-net")
+    with pytest.raises(PerceptError, match=r"a network is chosen by name \(vgg19, vgg16, alexnet\)"):
+        get_model(path, kind="features")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(PerceptError, match="cannot tell which kind of model .*plain.pt.* is"):
+        get_model(tmp_path / "plain.pt")
+
+
+def test_normalized_equals_manual_normalisation():
+    from percept.models import Normalized
+    from percept.models.preprocess import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
+
+    x = torch.rand(2, 3, 5, 7)
+    identity = torch.nn.Identity()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert torch.allclose(Normalized(identity)(x), (x - mean) / std)
+    assert torch.allclose(Normalized(identity, "tf")(x), (x * 255 - 127) / 128)
+    bgr = x[:, [2, 1, 0]] * 255 - torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1)
+    assert torch.allclose(Normalized(identity, "caffe")(x), bgr)
+    assert list(dict(Normalized(torch.nn.Conv2d(3, 4, 1)).state_dict())) == ["net.weight", "net.bias"]
+    with pytest.raises(PerceptError, match="unknown preprocessing 'bgr'"):
+        Normalized(identity, "bgr")
+
+
+def test_the_registry_imports_no_capability_package():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import percept.models.names, percept.models.params, percept.transfer.names\n"
+        "assert 'torch' not in sys.modules, 'names import torch'\n"
+        "from percept.models import describe, get_entry, list_models\n"
+        "list_models(); get_entry('vgg19'); describe()\n"
+        "bad = [m for m in sys.modules if m.startswith(('percept.style', 'percept.transfer.', 'percept.understand',"
+        " 'percept.service', 'percept.cli', 'torchvision'))]\n"
+        "assert bad == ['percept.transfer.names'], bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_describe_shows_one_model_and_a_style_network_file(tmp_path):
+    from percept.models import catalog_json, describe
+    from percept.style.transform_files import save_transform_net
+    from percept.style.transformer import TransformNet
+
+    text = describe("vgg19")
+    assert "vgg19 (features)" in text and "vgg19:caffe" in text and "relu5_4" in text and "vgg19 (backbone)" in text
+    assert "vgg19 (backbone)" not in describe("vgg19", kind="features")
+    assert "resnet18" not in describe(kind="decoder")
+    net = TransformNet(1)
+    net.metadata = {"styles": [{"name": "wave", "file": "wave.jpg", "sha256": "ab" * 32}]}
+    path = save_transform_net(net, tmp_path / "wave.pt")
+    text = describe(path)
+    assert "1 style(s)" in text and "style 0: wave" in text and f"--model {path}" in text
+    assert catalog_json(path)["styles"][0]["name"] == "wave"
+    assert [m["name"] for m in catalog_json(kind="decoder")["models"]] == ["adain_decoder"]
+    with pytest.raises(PerceptError, match="unknown setting 'knd'"):
+        describe(knd="features")

@@ -11,7 +11,8 @@ from torch import nn
 
 from percept.errors import PerceptError
 from percept.image import load_image, to_tensor
-from percept.understand import Classifier, load_classifier
+from percept.understand import Classifier
+from percept.models import get_model
 from percept.understand.saliency import saliency
 
 BOXES = json.loads((Path(__file__).parent / "data" / "boxes.json").read_text())
@@ -108,7 +109,7 @@ def _cat_box_mask(cat_path, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_occlusion_with_defaults_puts_its_mass_on_the_cat_with_real_weights(cat_path):
-    classifier = load_classifier("efficientnet_lite0")
+    classifier = get_model("efficientnet_lite0", kind="classifier")
     x = to_tensor(load_image(cat_path), longest=224)  # the whole photo: 224 x 149
     heat, index = saliency(classifier, x, method="occlusion")  # window 49, stride 12, black patches
     assert classifier.classes[index] in {"tabby", "tiger cat", "Egyptian cat"}
@@ -119,7 +120,7 @@ def test_occlusion_with_defaults_puts_its_mass_on_the_cat_with_real_weights(cat_
 
 
 def test_gradcam_puts_its_mass_on_the_cat_with_real_weights(cat_path):
-    classifier = load_classifier("efficientnet_lite0")
+    classifier = get_model("efficientnet_lite0", kind="classifier")
     x = to_tensor(load_image(cat_path), longest=336)  # the whole photo: the background strip stays in view
     heat, index = saliency(classifier, x, method="gradcam")
     assert classifier.classes[index] in {"tabby", "tiger cat", "Egyptian cat"}

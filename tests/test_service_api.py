@@ -82,7 +82,7 @@ def wait_until_finished(client: TestClient, job_id: str, timeout: float = 60.0) 
 @pytest.fixture()
 def idle(tmp_path) -> Iterator[TestClient]:
     """A service whose jobs stay queued: rejections, cancellation and the queue cap without any painting."""
-    with client_for(tmp_path / "data", max_upload_bytes=64 * KIB, max_pixels=1_000_000, max_size=512,
+    with client_for(tmp_path / "data", max_upload_mb=64 / 1024, max_pixels=1_000_000, max_size=512,
                     queue_cap=3) as client:
         yield client
 

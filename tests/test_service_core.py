@@ -120,6 +120,32 @@ def test_styles_gallery():
         get_style("../secret")
 
 
+def test_public_mode_caps_limits_at_their_defaults(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from percept.service.config import ENVIRONMENT
+    from percept.service.server import serve_config
+
+    generous = dict(data_dir=tmp_path, max_upload_mb=500.0, max_pixels=10**9, max_size=4096, queue_cap=7,
+                    rate_limit="1000/second")
+    capped = ServiceConfig(**generous).for_public()
+    assert (capped.max_upload_bytes, capped.max_pixels, capped.max_size) == (20 * 1024 * 1024, 40_000_000, 1024)
+    assert capped.queue_cap == 7 and capped.rate_limit == "30/minute"  # lower limits stay as they are
+    assert capped.allow_private_webhooks is False and capped.data_dir == tmp_path
+    assert ServiceConfig(data_dir=tmp_path, rate_limit="10/hour").for_public().rate_limit == "10/hour"
+    with pytest.raises(PerceptError, match="not a rate"):
+        ServiceConfig(data_dir=tmp_path, rate_limit="fast")
+
+    for variable in ENVIRONMENT.values():  # serve_config reads them
+        monkeypatch.delenv(variable, raising=False)
+    assert serve_config(**generous).max_size == 4096  # loopback: nothing capped
+    with pytest.raises(PerceptError, match="add --public"):
+        serve_config(host="0.0.0.0", **generous)
+    assert serve_config(host="0.0.0.0", public=True, **generous) == replace(capped, host="0.0.0.0", public=True)
+    with pytest.raises(PerceptError, match="unknown setting 'max_upload_bytes'"):
+        serve_config(max_upload_bytes=1)
+
+
 # --------------------------------------------------------------------------------------------- embedded
 
 

@@ -7,7 +7,8 @@ import torch
 
 from percept import StyleParams, stylize, synthesize_texture
 from percept.errors import PerceptError
-from percept.image import rgb_to_yiq, to_tensor, load_image
+from percept.image import load_image, rgb_to_yiq, to_tensor
+from percept.params import to_record
 
 TINY = dict(size=64, iterations=20)
 
@@ -24,10 +25,10 @@ def test_stylization_lowers_total_loss_by_half(cat_path, starry_path):
 
 def test_result_records_every_parameter(cat_path, starry_path):
     result = stylize(cat_path, starry_path, size=48, iterations=2, style_weight=50.0)
-    assert result.params["params"] == StyleParams(size=48, iterations=2, style_weight=50.0).to_dict()
-    assert result.params["weights_id"] == "vgg19:gatys"
-    assert len(result.params["content"]["sha256"]) == 64
-    assert result.params["final_losses"]["total"] == result.history[-1]["total"]
+    assert result.record["params"] == to_record(StyleParams(size=48, iterations=2, style_weight=50.0))
+    assert result.record["method"] == "optimize" and result.record["weights_id"] == "vgg19:gatys"
+    assert len(result.record["inputs"]["content"]["sha256"]) == 64
+    assert result.record["final_losses"]["total"] == result.history[-1]["total"]
 
 
 def test_seed_makes_noise_init_repeatable(cat_path, starry_path):
@@ -84,7 +85,7 @@ def test_several_styles_blend_and_options_apply(cat_path, starry_path, wave_path
 def test_other_networks_and_layer_choices(cat_path, starry_path):
     result = stylize(cat_path, starry_path, size=64, iterations=10, network="alexnet",
                      content_layers=["relu3"], style_layers=["relu1", "relu2"], style_layer_weights=[2.0, 1.0])
-    assert result.params["weights_id"] == "alexnet:imagenet1k_v1"
+    assert result.record["weights_id"] == "alexnet:imagenet1k_v1"
     assert result.history[-1]["total"] < result.history[0]["total"]
 
 
@@ -97,7 +98,7 @@ def test_texture_synthesis_has_requested_size_and_matches_statistics(texture_pat
     result = synthesize_texture(texture_path, size=48, iterations=20)
     assert result.image.shape == (1, 3, 48, 48)  # independent of the 256x256 source
     assert result.history[-1]["style"] < 0.5 * result.history[0]["style"]
-    assert result.params["kind"] == "texture"
+    assert result.record["method"] == "texture"
     assert synthesize_texture(texture_path, size=40, iterations=1).image.shape == (1, 3, 40, 40)
 
 

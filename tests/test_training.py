@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -106,7 +105,7 @@ def test_interrupted_run_resumes_exactly_where_it_stopped(dataset, tmp_path, mon
         ft.train_finetune(dataset, run, **settings)
     monkeypatch.setattr(ft, "accuracy", real_accuracy)
     assert (run / "checkpoint.pt").is_file() and not (run / "run.json").exists()
-    with pytest.raises(PerceptError, match="interrupted run; add --resume"):
+    with pytest.raises(PerceptError, match="holds a training run; add --resume"):
         ft.train_finetune(dataset, run, **settings)
     with pytest.raises(PerceptError, match="different settings \\(lr"):
         ft.train_finetune(dataset, run, resume=True, **dict(settings, lr=1e-3))
@@ -142,15 +141,18 @@ def test_data_parallel_training_with_two_gloo_processes(dataset, tmp_path):
 
 
 def test_cli_defaults_are_the_library_defaults():
+    from percept.params import defaults
+    from percept.transfer.finetune_params import FinetuneParams
+    from percept.transfer.params import FeaturesParams
+
     args = build_parser().parse_args(["train", "DATA", "-o", "RUN"])
-    for function, names in ((ft.train_finetune, ("epochs", "head_epochs", "optimizer", "lr", "weight_decay",
-                                                 "momentum", "schedule", "dropout", "head_init", "label_smoothing",
-                                                 "augment", "patience", "val_fraction", "seed", "amp", "workers")),
-                            (train_features, ("classifier", "C", "augment_copies", "val_fraction", "seed"))):
-        defaults = inspect.signature(function).parameters
-        for name in names:
-            assert getattr(args, name) == defaults[name].default, name
-    assert int(args.unfreeze) == inspect.signature(ft.train_finetune).parameters["unfreeze"].default
+    for cls, names in ((FinetuneParams, ("epochs", "head_epochs", "unfreeze", "optimizer", "lr", "weight_decay",
+                                         "momentum", "schedule", "dropout", "head_init", "label_smoothing", "augment",
+                                         "patience", "val_fraction", "seed", "amp", "workers")),
+                       (FeaturesParams, ("classifier", "C", "augment_copies", "val_fraction", "seed"))):
+        library = defaults(cls)
+        for name in names:  # an option generated from the settings class is absent when not given: its default applies
+            assert getattr(args, name, library[name]) == library[name], name
 
 
 def test_features_with_augmented_copies_are_cached_and_grouped(dataset, tmp_path):
@@ -229,3 +231,13 @@ def test_predict_with_a_mismatched_or_damaged_finetuned_model_fails_in_one_line(
     assert main(["predict", str(run), image]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a percept fine-tuned model" in err[0]
+
+
+def test_unknown_or_unused_settings_are_refused_in_one_line(dataset, tmp_path):
+    with pytest.raises(PerceptError, match="unknown fine-tuning setting 'epoch'; valid: .*epochs"):
+        ft.train_finetune(dataset, tmp_path / "run", epoch=3)
+    with pytest.raises(PerceptError, match="unfreeze must be a number of stages or 'all'"):
+        ft.train_finetune(dataset, tmp_path / "run", unfreeze="top")
+    with pytest.raises(PerceptError, match="the lr range test does not use epochs, patience; drop them"):
+        ft.find_learning_rate(dataset, epochs=3, patience=1)
+    assert not (tmp_path / "run").exists()

@@ -120,6 +120,21 @@ def test_cli_train_evaluate_predict(dataset, tmp_path, cache, capsys, cat_path):
     assert capsys.readouterr().out.splitlines()[1].split(",")[2] == "cat"
 
 
+def test_cli_refuses_options_the_strategy_does_not_use(dataset, tmp_path, capsys):
+    cases = [(["--epochs", "3"], "--epochs applies to --strategy finetune only"),
+             (["--strategy", "finetune", "--classifier", "svm", "--C", "2"], "--classifier, --C apply to --strategy "
+              "features only"),
+             (["--augment", "strong"], "--augment applies to fine-tuning or to augmented copies"),
+             (["--vflip", "0.5"], "augmentation settings apply to augmented copies only")]
+    for argv, message in cases:
+        assert main(["train", str(dataset), "-o", str(tmp_path / "run"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(PerceptError, match="unknown setting 'classifer'"):
+        train_features(dataset, tmp_path / "run", classifer="svm")
+
+
 def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path, monkeypatch):
     import torch
 
@@ -232,7 +247,7 @@ def test_strong_augmentation_trains_and_preview_draws_a_grid(dataset, tmp_path):
 def test_reuse_head_copies_imagenet_rows_for_matching_class_names():
     import torch
 
-    from percept.models.efficientnet import imagenet_categories
+    from percept.models.imagenet import imagenet_categories
     from percept.transfer.finetune import FinetuneNet
 
     model = FinetuneNet("efficientnet_lite0", 3)

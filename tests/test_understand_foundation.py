@@ -9,14 +9,15 @@ import torch
 from percept.errors import PerceptError
 from percept.image import load_image
 from percept.transfer import predict, train_features
-from percept.understand import capture, get_layer, load_classifier, no_inplace
+from percept.understand import capture, get_layer, no_inplace
+from percept.models import get_model
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}  # indices 281-285
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    return load_classifier("efficientnet_lite0")
+    return get_model("efficientnet_lite0", kind="classifier")
 
 
 def _all_hooks(model: torch.nn.Module) -> int:
@@ -68,7 +69,7 @@ def test_bad_layer_or_classifier_names_are_one_line_errors(lite0, monkeypatch):
     with pytest.raises(PerceptError, match=r"unknown layer '_block.3'.*did you mean _blocks.3"):
         get_layer(lite0.model, "_block.3")
     with pytest.raises(PerceptError, match="unknown classifier 'resnet9000'.*efficientnet_lite0"):
-        load_classifier("resnet9000")
+        get_model("resnet9000", kind="classifier")
     import torchvision
 
     def offline(*args, **kwargs):
@@ -76,7 +77,7 @@ def test_bad_layer_or_classifier_names_are_one_line_errors(lite0, monkeypatch):
 
     monkeypatch.setattr(torchvision.models, "get_model", offline)
     with pytest.raises(PerceptError, match="cannot load torchvision's resnet18.*offline, use efficientnet_lite0") as err:
-        load_classifier("resnet18")
+        get_model("resnet18", kind="classifier")
     assert "\n" not in str(err.value)
 
 
@@ -87,7 +88,7 @@ def test_a_trained_run_is_a_classifier_with_its_own_classes(tmp_path, crops, cat
         crops(rocket_path, data / split / "rocket", n, seed + 10)
     run = tmp_path / "run"
     train_features(data, run, backbone="alexnet", classifier="logreg", C=1.0, device="cpu", cache_dir=tmp_path / "c")
-    classifier = load_classifier(run)
+    classifier = get_model(run, kind="classifier")
     assert classifier.classes == ["cat", "rocket"] and classifier.id == str(run)
     images = sorted(data.glob("val/*/*.jpg"))
     expected = predict(run, images, top_k=2, device="cpu", cache_dir=tmp_path / "c")
@@ -100,13 +101,13 @@ def test_a_trained_run_is_a_classifier_with_its_own_classes(tmp_path, crops, cat
 
 
 def test_first_layer_filters_are_the_stem_in_rgb_order():
-    from percept.models import get_feature_net
+    from percept.models import get_model
     from percept.understand.filters import filter_grid, first_layer_filters
 
-    alexnet = get_feature_net("alexnet")  # torchvision weights, RGB
+    alexnet = get_model("alexnet")  # torchvision weights, RGB
     filters = first_layer_filters(alexnet)
     assert filters.shape == (64, 3, 11, 11) and torch.equal(filters, alexnet.layers["conv1"].weight.detach())
-    gatys = get_feature_net("vgg19", "gatys")  # Caffe weights: BGR input, shown flipped back to RGB
+    gatys = get_model("vgg19", "gatys")  # Caffe weights: BGR input, shown flipped back to RGB
     assert torch.equal(first_layer_filters(gatys), gatys.layers["conv1_1"].weight.detach().flip(1))
     grid = filter_grid(filters, columns=8, cell=22, padding=2)
     assert grid.shape == (1, 3, 8 * 24 + 2, 8 * 24 + 2) and 0 <= float(grid.min()) and float(grid.max()) <= 1
@@ -118,7 +119,7 @@ def test_first_layer_filters_are_the_stem_in_rgb_order():
 
 
 def test_activation_maps_of_a_layer_and_their_grid(lite0, cat_path):
-    from percept.models import get_feature_net
+    from percept.models import get_model
     from percept.understand.activations import activation_maps, maps_grid, strongest_channels
 
     x = lite0.prepare(load_image(cat_path))
@@ -128,7 +129,7 @@ def test_activation_maps_of_a_layer_and_their_grid(lite0, cat_path):
     assert len(top) == 8 and maps[top[0]].mean() >= maps[top[-1]].mean() >= maps.mean(dim=(1, 2)).median()
     grid = maps_grid(maps, top, columns=4, cell=56)
     assert grid.shape == (1, 3, 2 * 58 + 2, 4 * 58 + 2)
-    vgg = get_feature_net("vgg19", "gatys")
+    vgg = get_model("vgg19", "gatys")
     assert activation_maps(vgg, x, "relu2_1").shape == (128, 112, 112)
     with pytest.raises(PerceptError, match="unknown layer 'relu9_1'"):
         activation_maps(vgg, x, "relu9_1")

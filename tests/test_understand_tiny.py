@@ -83,3 +83,26 @@ def test_first_layer_filters_of_a_tiny_network_are_its_first_convolution():
     with pytest.raises(PerceptError) as err:
         first_layer_filters(nn.Sequential(nn.Linear(3, 2)))
     assert "\n" not in str(err.value)
+
+
+def test_explain_settings_are_checked_in_one_line_before_any_loading():
+    from percept.errors import PerceptError
+    from percept.understand.params import (
+        DreamParams,
+        InvertParams,
+        SaliencyParams,
+        explain_settings,
+    )
+
+    cases = [(SaliencyParams, {"methd": "gradient"}, "unknown setting of explain saliency 'methd'"),
+             (SaliencyParams, {"method": "gradient", "window": 20}, "window applies to occlusion only"),
+             (SaliencyParams, {"method": "saliency"}, "unknown method 'saliency'"),
+             (InvertParams, {"model": "resnet18"}, "give --layers for resnet18")]
+    for cls, settings, message in cases:
+        with pytest.raises(PerceptError, match=message) as err:
+            params = explain_settings(cls, settings)
+            params.resolved_layers()  # reached by InvertParams only
+        assert "\n" not in str(err.value)
+    assert InvertParams(layers="relu1_1, relu2_1").resolved_layers() == ["relu1_1", "relu2_1"]
+    assert DreamParams(model="alexnet").resolved_layer() == "relu3"
+    assert SaliencyParams(method="occlusion", window=8).method_options() == {"window": 8, "baseline": "zero"}

@@ -11,7 +11,8 @@ from torch import nn
 from percept.cli import main
 from percept.errors import PerceptError
 from percept.image import load_image, read_metadata, to_tensor
-from percept.understand import Classifier, class_image, dream, invert, load_classifier
+from percept.understand import Classifier, class_image, dream, invert
+from percept.models import get_model
 from percept.understand.ascent import blur, psnr, roll
 from percept.understand.hooks import layer_outputs
 
@@ -51,7 +52,7 @@ def assert_untouched(model: nn.Module) -> None:
 
 @pytest.fixture(scope="module")
 def lite0():
-    return load_classifier("efficientnet_lite0")
+    return get_model("efficientnet_lite0", kind="classifier")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_cli_class_image_invert_and_dream_write_pngs(capsys, cat_path, tmp_path)
                         "--device", "cpu", "-q", "-o", out)
     assert code == 0 and "'goldfish' logit" in text and text.count("rank") == 2
     meta = read_metadata(out)
-    assert meta["kind"] == "explain class-image" and meta["classes"] == ["goldfish", "goldfish"]
+    assert meta["method"] == "explain class-image" and meta["classes"] == ["goldfish", "goldfish"]
     assert load_image(out).size == (96, 48)
     out = tmp_path / "invert.png"
     code, text, _ = run(capsys, "explain", "invert", cat_path, "--layers", "relu1_1,relu2_1", "--size", "32",

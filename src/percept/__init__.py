@@ -7,8 +7,8 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_EXPORTS = {"StyleParams": "style", "StyleResult": "style", "stylize": "style", "synthesize_texture": "style",
-            "stylize_adain": "style"}
+_EXPORTS = {"StyleParams": "style", "AdainParams": "style", "NetworkParams": "style", "StyleResult": "style",
+            "stylize": "style", "synthesize_texture": "style", "stylize_adain": "style", "stylize_with_model": "style"}
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 

@@ -77,6 +77,40 @@ def load_image(path: str | os.PathLike, *, what: str = "image") -> Image.Image:
         raise PerceptError(f"{what} {str(path)!r} is corrupt or truncated ({exc})") from None
 
 
+#: What the library accepts as an image: a file path, a PIL image or a ``(1, 3, H, W)`` tensor in ``[0, 1]``.
+ImageInput = str | os.PathLike | Image.Image | torch.Tensor
+
+
+def image_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    """One image or a sequence of them, as a list."""
+    return [images] if isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)) else list(images)
+
+
+def as_pil(image: ImageInput, *, what: str = "image") -> Image.Image:
+    """An RGB PIL image from a path (one-line errors naming ``what``), a PIL image or a tensor (8-bit rounded)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        return to_pil(image)
+    return load_image(image, what=what)
+
+
+def as_tensor(image: ImageInput, *, longest: int | None = None, what: str = "image") -> torch.Tensor:
+    """``(1, 3, H, W)`` float in ``[0, 1]`` on the CPU, resized so its longest side is ``longest`` if given.
+
+    A tensor (``(1, 3, H, W)`` or ``(3, H, W)``) is used as it is, without a round trip through 8 bits."""
+    if not isinstance(image, torch.Tensor):
+        return to_tensor(as_pil(image, what=what), longest=longest)
+    out = image.detach().float().cpu()
+    out = out.unsqueeze(0) if out.dim() == 3 else out
+    if out.dim() != 4 or out.shape[:2] != (1, 3):
+        raise PerceptError(f"a {what} tensor must be (1, 3, H, W) or (3, H, W) RGB in [0, 1], got "
+                           f"{tuple(image.shape)}")
+    if longest is not None:
+        out = resize(out, fit_size(out.shape[-1], out.shape[-2], longest)).clamp(0, 1)
+    return out
+
+
 def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
     """``(w, h)`` scaled so that the longest side is ``longest`` pixels (aspect ratio kept, >= 1 px)."""
     scale = longest / max(width, height)

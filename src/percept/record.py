@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,20 @@ def describe_input(image: Any) -> dict[str, Any]:
         path = Path(image)
         return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return {"path": None, "type": type(image).__name__}
+
+
+def command_line(words: Sequence[str], params: dict[str, Any]) -> str:
+    """``percept WORDS... --name value ...``: the shell command passing ``params`` as options (``style_weight``
+    as ``--style-weight``). Lists are comma-joined, ``True`` is a bare flag; ``None``, ``False``, ``""`` and
+    ``[]`` (the "not set" values) are left out."""
+    parts = ["percept", *map(str, words)]
+    for name, value in params.items():
+        if value is None or value is False or value == "" or value == []:
+            continue
+        parts.append("--" + name.replace("_", "-"))
+        if value is not True:
+            parts.append(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    return shlex.join(parts)
 
 
 def make_record(method: str, params: dict[str, Any], *, inputs: dict[str, Any] | None = None,

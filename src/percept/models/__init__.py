@@ -1,31 +1,31 @@
-"""Pretrained feature networks with named layers, and the registry of their weights."""
+"""Every pretrained network percept uses, built through one registry.
 
-from .efficientnet import EfficientNetLite, get_classifier, list_classifiers
-from .features import ARCHITECTURES, FeatureNet, layer_names
-from .weights import (
-    DECODERS,
-    DEFAULT_WEIGHTS,
-    REGISTRY,
-    Weights,
-    get_decoder_weights,
-    get_feature_net,
-    get_weights,
-    list_weights,
-)
+:func:`get_model` builds a model by name (``list_models()``, ``percept models``): feature networks with named
+layers (``FeatureNet``), ImageNet classifiers and trained runs (``Classifier``), transfer-learning backbones
+(``Backbone``), the AdaIN decoder and trained style networks. :func:`describe` is what ``percept models`` prints.
 
-__all__ = [
-    "ARCHITECTURES",
-    "DECODERS",
-    "DEFAULT_WEIGHTS",
-    "REGISTRY",
-    "EfficientNetLite",
-    "FeatureNet",
-    "Weights",
-    "get_classifier",
-    "get_decoder_weights",
-    "get_feature_net",
-    "get_weights",
-    "layer_names",
-    "list_classifiers",
-    "list_weights",
-]
+Names are imported lazily (PEP 562), so that reading :mod:`percept.models.names` does not import torch.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "get_model": "registry", "list_models": "registry", "get_entry": "registry", "list_entries": "registry",
+    "get_weights": "registry", "list_weights": "registry", "ModelEntry": "registry", "register": "registry",
+    "describe": "summary", "catalog_json": "summary",
+    "FeatureNet": "features", "ARCHITECTURES": "features", "layer_names": "features",
+    "Classifier": "classifier", "Backbone": "backbone",
+    "EfficientNetLite": "efficientnet", "efficientnet_lite": "efficientnet",
+    "Weights": "weights", "ClassifierWeights": "weights",
+    "Normalized": "preprocess", "PREPROCESSING": "preprocess",
+    "TTA_VIEWS": "views", "view_transform": "views",
+    "imagenet_categories": "imagenet",
+    "KINDS": "names", "BACKBONES": "names", "FEATURE_NETWORKS": "names",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

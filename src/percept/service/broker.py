@@ -1,23 +1,6 @@
-"""Redis mode (``--broker redis://...``): jobs run on ``percept worker`` processes on any machine that reaches
-Redis, while the web process stays the only one that reads or writes the job store and the data dir.
-
-What travels through Redis (keys under ``percept:``; RQ's own under ``rq:``):
-
-- ``rq:queue:percept``: one RQ job per *attempt* of a job, id ``<job id>-<8 hex>``, serialized as JSON (never
-  pickle), carrying everything a worker needs: the job id, the attempt id, the parameters, the photo
-  (``photo.png`` as stored by the web process: RGB, at most the job's size) and an uploaded style as base64
-  PNG bytes (a predefined style goes by its id: workers have the package), ``iterations`` and the heartbeat TTL.
-- ``percept:current:<job id>`` = the attempt the web process wants run (set with the RQ job in one
-  transaction). A worker runs an attempt only while it is current and ``percept:cancel:<job id>`` is unset,
-  and checks both at every progress report (every 0.5 s), so a cancelled, superseded or re-enqueued attempt
-  stops within a second and an attempt never runs twice.
-- ``percept:alive:<attempt>``: set by the running worker every ``stale_after / 4`` s with a TTL of
-  ``stale_after`` s: its heartbeat.
-- ``percept:state:<attempt>`` (hash): worker, progress, eta, message, and a preview PNG (<= 256 px, at most
-  every 2 s) with its sequence number.
-- ``percept:result:<attempt>`` (hash, TTL 7 days): status done|failed|cancelled|superseded|released, the result
-  PNG (with its parameters in the text chunk) or the one-line error. Written in the same transaction that
-  deletes the heartbeat, so the web process never sees a finished attempt as a dead one.
+"""The web side of Redis mode (``--broker redis://...``): :class:`RedisBroker` enqueues attempts of jobs for
+``percept worker`` processes (:mod:`.broker_worker`), cancels them, and collects what they report (what travels
+through Redis: :mod:`.broker_protocol`).
 
 The web process runs one :class:`RedisBroker` collector thread that follows every queued or running job of
 its store (nothing in memory: a restarted web process simply carries on): it copies progress and previews into
@@ -31,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import secrets
 import threading
 import time
@@ -41,52 +23,20 @@ from typing import Any
 
 from ..errors import PerceptError
 from ..image import atomic_write
-from .config import ServiceConfig, redact_url
+from .broker_protocol import QUEUE, STATE_FIELDS, TASK, as_text, connect, key, serializer, unreachable
+from .broker_worker import execute  # noqa: F401  (the RQ task is enqueued under this module's name: TASK)
+from .config import ServiceConfig
 from .notify import notify
-from .runner import Progress, Stop, decode_image, encode_png, internal_error, paint, result_metadata
+from .runner import decode_image
 from .store import Job, JobStore, job_dir
-from .styles import load_style_image
-from .workers import worker_name
 
 log = logging.getLogger(__name__)
 
-QUEUE = "percept"  # RQ queue name
-PREFIX = "percept"
-KEEP = 7 * 86400  # seconds results (and the state of attempts) stay in Redis for a web process to collect
 CANCEL_KEEP = 86400  # seconds a cancel flag stays
 COLLECT_EVERY = 0.5  # seconds between the collector's looks at Redis
 INSPECT_EVERY = 5.0  # seconds between checks of waiting attempts against RQ (lost, failed)
-PREVIEW_EVERY = 2.0  # seconds between previews sent by a worker
-PREVIEW_SIDE = 256  # longest side of a preview sent through Redis, pixels
 MAX_DEATHS = 3  # a job whose worker died this many times fails (it may be what kills them)
 MAX_PAYLOAD = 64 * 1024 * 1024  # bytes of inputs one RQ job may carry (a 1024 px photo is a few MB)
-STATE_FIELDS = ("worker", "progress", "eta", "message", "seq")
-
-
-def key(kind: str, ident: str) -> str:
-    """``percept:<kind>:<job id or attempt id>``."""
-    return f"{PREFIX}:{kind}:{ident}"
-
-
-def _serializer():
-    from rq.serializers import JSONSerializer
-
-    return JSONSerializer
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _connect(url: str, *, timeout: float | None = None):
-    """A Redis client; ``timeout``: seconds a command may take (None for workers: RQ blocks while waiting)."""
-    from redis import Redis
-
-    return Redis.from_url(url, health_check_interval=30, socket_keepalive=True, socket_connect_timeout=10,
-                          socket_timeout=timeout)
-
-
-# --------------------------------------------------------------------------------------------- web process
 
 
 class RedisBroker:
@@ -100,8 +50,8 @@ class RedisBroker:
             raise ValueError("RedisBroker needs config.broker")
         self.store = store
         self.config = config
-        self.redis = _connect(config.broker, timeout=30)
-        self.queue = Queue(QUEUE, connection=self.redis, serializer=_serializer())
+        self.redis = connect(config.broker, timeout=30)
+        self.queue = Queue(QUEUE, connection=self.redis, serializer=serializer())
         self._lock = threading.Lock()  # enqueue: check-and-set of the current attempt
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -121,8 +71,7 @@ class RedisBroker:
             self.redis.ping()
             self.collect(inspect=True)
         except RedisError as exc:
-            raise PerceptError(f"cannot use the broker {redact_url(self.config.broker)} ({exc}); is redis-server "
-                               "running?") from None
+            raise unreachable(self.config.broker, exc) from None
         self._stopping.clear()
         self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="percept-notify")
         self._thread = threading.Thread(target=self._loop, name="percept-collector", daemon=True)
@@ -166,7 +115,7 @@ class RedisBroker:
         return the new attempt id, or None when someone else already moved on."""
         folder = job_dir(self.config.data_dir, job_id)
         with self._lock:
-            current = _text(self.redis.get(key("current", job_id)))
+            current = as_text(self.redis.get(key("current", job_id)))
             if current != expect:
                 return None
             job = self.store.get(job_id)
@@ -184,7 +133,7 @@ class RedisBroker:
                       "style": base64.b64encode(style).decode("ascii") if style is not None else None,
                       "iterations": self.config.iterations, "alive_ttl": self.config.stale_after}
             with self.redis.pipeline() as pipe:
-                self.queue.enqueue_call("percept.service.broker.execute", kwargs=kwargs, job_id=attempt,
+                self.queue.enqueue_call(TASK, kwargs=kwargs, job_id=attempt,
                                         timeout=-1, result_ttl=0, failure_ttl=86400,
                                         description=f"percept job {job_id}", pipeline=pipe)
                 pipe.set(key("current", job_id), attempt)
@@ -197,7 +146,7 @@ class RedisBroker:
             pipe.get(key("current", job_id))
             pipe.set(key("cancel", job_id), 1, ex=CANCEL_KEEP)
             pipe.delete(key("current", job_id))
-            attempt = _text(pipe.execute()[0])
+            attempt = as_text(pipe.execute()[0])
         if attempt is not None and self.queue.remove(attempt):  # still waiting: no worker will ever see it
             self._delete_rq_job(attempt)
 
@@ -208,7 +157,7 @@ class RedisBroker:
         if not attempts:
             return set()
         currents = self.redis.mget([key("current", attempt[:22]) for attempt in attempts])
-        return {attempt[:22] for attempt, current in zip(attempts, currents) if _text(current) == attempt}
+        return {attempt[:22] for attempt, current in zip(attempts, currents) if as_text(current) == attempt}
 
     # ---------------------------------------------------------------------------------- the collector
 
@@ -224,7 +173,7 @@ class RedisBroker:
             del self._seen[gone]
         if not jobs:
             return
-        currents = [_text(value) for value in self.redis.mget([key("current", job.id) for job in jobs])]
+        currents = [as_text(value) for value in self.redis.mget([key("current", job.id) for job in jobs])]
         with self.redis.pipeline(transaction=True) as pipe:  # one consistent snapshot of every attempt
             for attempt in currents:
                 if attempt is not None:
@@ -237,14 +186,14 @@ class RedisBroker:
             if attempt is None:
                 self._lost(job, None, "requeued: the broker had lost it")
                 continue
-            alive, state, result = next(replies), next(replies), _text(next(replies))
+            alive, state, result = next(replies), next(replies), as_text(next(replies))
             if self._stopping.is_set() and not inspect:
                 return
             try:
                 if result is not None:
                     self._finished(job, attempt, result)
                 elif state[0] is not None:
-                    self._running(job, attempt, bool(alive), [_text(v) for v in state])
+                    self._running(job, attempt, bool(alive), [as_text(v) for v in state])
                 elif inspect:
                     if queued is None:
                         queued = set(self.queue.get_job_ids())
@@ -298,7 +247,7 @@ class RedisBroker:
 
     def _finished(self, job: Job, attempt: str, status: str) -> None:
         fields = self.redis.hmget(key("result", attempt), ("worker", "message", "error", "png"))
-        worker, message, error = (_text(v) for v in fields[:3])
+        worker, message, error = (as_text(v) for v in fields[:3])
         png = fields[3]
         worker = worker or "unknown worker"
         if status in ("done", "failed"):
@@ -334,7 +283,7 @@ class RedisBroker:
 
         if attempt in queued:
             return
-        status, started = (_text(v) for v in self.redis.hmget(RQJob.key_for(attempt), ("status", "started_at")))
+        status, started = (as_text(v) for v in self.redis.hmget(RQJob.key_for(attempt), ("status", "started_at")))
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
             return  # between two looks: being moved in or out of the queue
         if self.redis.exists(key("state", attempt), key("result", attempt)):
@@ -363,7 +312,7 @@ class RedisBroker:
         from rq.job import Job as RQJob
 
         try:
-            return RQJob.fetch(attempt, connection=self.redis, serializer=_serializer()).exc_info
+            return RQJob.fetch(attempt, connection=self.redis, serializer=serializer()).exc_info
         except NoSuchJobError:
             return None
 
@@ -424,7 +373,7 @@ class RedisBroker:
         from rq.job import Job as RQJob
 
         try:
-            RQJob.fetch(attempt, connection=self.redis, serializer=_serializer()).delete()
+            RQJob.fetch(attempt, connection=self.redis, serializer=serializer()).delete()
         except NoSuchJobError:
             pass
 
@@ -449,150 +398,3 @@ class RedisBroker:
             notify(self.store, self.config, job)
         except Exception:
             log.exception("job %s: notifications failed", job.id)
-
-
-# --------------------------------------------------------------------------------------------- worker process
-
-
-class _WorkerContext:
-    """What :func:`execute` needs inside a ``percept worker`` process."""
-
-    def __init__(self, redis: Any, device: str = "auto", iterations: int = 0) -> None:
-        self.redis = redis
-        self.device = device
-        self.iterations = iterations
-        self.stopping = threading.Event()
-
-
-_context: _WorkerContext | None = None
-
-
-def execute(job_id: str, attempt: str, params: dict[str, Any], photo: str, style: str | None,
-            iterations: int = 0, alive_ttl: float = 60.0) -> str:
-    """The RQ task: run one attempt of a job on the inputs it carries, reporting through Redis; return how it
-    ended (done, failed, cancelled, superseded, released, or skipped when it was not current any more)."""
-    from rq import get_current_job
-
-    global _context
-    if _context is None:  # a plain `rq worker`: no configuration, defaults
-        _context = _WorkerContext(get_current_job().connection)
-    redis, ctx = _context.redis, _context
-    me = worker_name()
-    current_key, cancel_key = key("current", job_id), key("cancel", job_id)
-    state_key, alive_key, result_key = key("state", attempt), key("alive", attempt), key("result", attempt)
-    ttl = max(1, math.ceil(alive_ttl))
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.get(current_key)
-        pipe.exists(cancel_key, result_key)
-        current, blocked = pipe.execute()
-    if _text(current) != attempt or blocked:
-        return "skipped"
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.set(alive_key, me, ex=ttl)
-        pipe.hset(state_key, mapping={"worker": me, "progress": 0.0, "message": "starting", "eta": ""})
-        pipe.expire(state_key, KEEP)
-        pipe.execute()
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(max(0.25, min(10.0, alive_ttl / 4))):
-            try:
-                redis.set(alive_key, me, ex=ttl)
-            except Exception as exc:  # Redis away for a moment: the next beat may reach it
-                log.warning("heartbeat of %s failed: %s", attempt, exc)
-
-    beater = threading.Thread(target=beat, name=f"heartbeat-{attempt}", daemon=True)
-    beater.start()
-    sent = {"preview": -math.inf, "seq": 0}
-    why_stop = {"reason": "released"}
-
-    def check(current: Any, cancelled: Any) -> None:
-        if cancelled:
-            why_stop["reason"] = "cancelled"
-        elif _text(current) != attempt:
-            why_stop["reason"] = "superseded"
-        elif ctx.stopping.is_set():
-            why_stop["reason"] = "released"
-        else:
-            return
-        raise Stop
-
-    def report(update: Progress) -> None:
-        fields: dict[str, Any] = {"message": update.message, "updated": time.time(),
-                                  "eta": "" if update.eta_seconds is None else f"{update.eta_seconds:.3f}"}
-        if update.progress is not None:
-            fields["progress"] = f"{update.progress:.4f}"
-        now = time.monotonic()
-        if update.image is not None and now - sent["preview"] >= PREVIEW_EVERY:
-            sent["preview"], sent["seq"] = now, sent["seq"] + 1
-            fields.update(preview=encode_png(update.image, longest=PREVIEW_SIDE), seq=sent["seq"])
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.hset(state_key, mapping=fields)
-            pipe.get(current_key)
-            pipe.exists(cancel_key)
-            _, current, cancelled = pipe.execute()
-        check(current, cancelled)
-
-    started = time.monotonic()
-    outcome: dict[str, Any]
-    try:
-        photo_image = decode_image(base64.b64decode(photo), what="photo", fmt="PNG")
-        style_image = (decode_image(base64.b64decode(style), what="style image", fmt="PNG") if style is not None
-                       else load_style_image(params["style"]))
-        image, record = paint(photo_image, style_image, params, device=ctx.device,
-                              iterations=ctx.iterations or iterations, report=report,
-                              stop_check=ctx.stopping.is_set)
-        check(*redis.mget(current_key, cancel_key))
-        png = encode_png(image, result_metadata(job_id, params, record))
-        outcome = {"status": "done", "png": png, "message": f"done in {time.monotonic() - started:.0f} s"}
-    except Stop:
-        outcome = {"status": why_stop["reason"]}
-    except PerceptError as exc:
-        outcome = {"status": "failed", "error": str(exc)}
-    except Exception as exc:  # a bug or a broken installation: the job fails, the worker lives on
-        log.exception("job %s failed", job_id)
-        outcome = {"status": "failed", "error": internal_error(exc)}
-    finally:
-        done.set()
-        beater.join()
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(result_key, mapping={**outcome, "worker": me, "finished": time.time()})
-        pipe.expire(result_key, KEEP)
-        pipe.delete(alive_key)
-        pipe.execute()
-    log.info("job %s (attempt %s): %s", job_id, attempt, outcome["status"])
-    return outcome["status"]
-
-
-def run_worker(broker: str, *, device: str = "auto", iterations: int = 0, burst: bool = False) -> None:
-    """Run jobs from the broker until stopped (SIGINT/SIGTERM: the running job is given back at its next step and
-    another worker runs it); ``burst``: stop when the queue is empty. Needs nothing but the Redis URL: no data
-    dir, no job store. The network stays loaded between jobs."""
-    global _context
-    from redis.exceptions import RedisError
-    from rq import SimpleWorker
-    from rq.timeouts import TimerDeathPenalty
-
-    redis = _connect(broker)
-    try:
-        redis.ping()
-    except RedisError as exc:
-        raise PerceptError(f"cannot use the broker {redact_url(broker)} ({exc}); is redis-server running?") from None
-    _context = _WorkerContext(redis, device=device, iterations=iterations)
-    stopping = _context.stopping
-
-    class Worker(SimpleWorker):
-        death_penalty_class = TimerDeathPenalty  # timeout=-1: no time limit, and no SIGALRM
-
-        def request_stop(self, signum, frame):  # noqa: ANN001
-            stopping.set()
-            super().request_stop(signum, frame)
-
-    from rq import Queue
-
-    queue = Queue(QUEUE, connection=redis, serializer=_serializer())
-    try:
-        Worker([queue], connection=redis, name=f"percept-{worker_name()}", serializer=_serializer()).work(
-            burst=burst, logging_level="WARNING")
-    finally:
-        redis.close()

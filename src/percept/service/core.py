@@ -122,11 +122,6 @@ class Service:
 
     # ------------------------------------------------------------------------------------------ queries
 
-    @property
-    def can_email(self) -> bool:
-        """Whether an SMTP server is configured (otherwise an email address is accepted but not mailed)."""
-        return self.config.smtp_url is not None
-
     def styles(self) -> list[Style]:
         """The predefined styles of the gallery."""
         return list_styles()

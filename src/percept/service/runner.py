@@ -5,7 +5,7 @@ job of the embedded workers from its folder and writes the result atomically wit
 Method ``quality`` is optimisation (Gatys et al., :func:`percept.style.stylize`, L-BFGS from the photo);
 ``instant`` is one forward pass of AdaIN (:func:`percept.style.stylize_adain`). A job's folder
 ``data_dir/jobs/<id>/`` holds ``photo.png``, ``style.png`` (uploaded styles only), ``preview.png`` (the
-current image, rewritten while it runs) and finally ``result.png``. Redis workers (:mod:`.broker`) call
+current image, rewritten while it runs) and finally ``result.png``. Redis workers (:mod:`.broker_worker`) call
 :func:`paint` on the bytes they received and never see that folder.
 """
 
@@ -97,7 +97,7 @@ def paint(
         report(Progress(0.05, "painting (one pass)"))
         result = stylize_adain(photo, style, alpha=p["strength"], preserve_color=preserve, size=p["size"],
                                device=device)
-        return result.image, result.params
+        return result.image, result.record
 
     steps = iterations or quality_iterations(p["size"])
     clock = {"first": 0.0, "progress": 0.0, "preview": 0.0, "preview_step": 0}
@@ -123,7 +123,7 @@ def paint(
 
     result = stylize(photo, style, callback=on_step, size=p["size"], iterations=steps,
                      style_weight=style_weight(p["strength"]), preserve_color=preserve, seed=p["seed"], device=device)
-    return result.image, result.params
+    return result.image, result.record
 
 
 def _preview_image(image: torch.Tensor, colour_from: Image.Image | None) -> torch.Tensor:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import ipaddress
 import math
 import os
 import re
@@ -139,13 +138,3 @@ def cancel_token(secret: bytes, job_id: str) -> str:
 def check_cancel_token(secret: bytes, job_id: str, token: str | None) -> bool:
     """True when ``token`` is the job's cancel token (constant-time comparison)."""
     return token is not None and hmac.compare_digest(cancel_token(secret, job_id), token)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses: the only hosts ``percept serve`` binds without --public."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -219,11 +219,6 @@ class JobStore:
         return [_row_to_job(row) for row in self._conn().execute(
             "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created")]
 
-    def queued_ids(self) -> list[str]:
-        """Ids of every queued job, oldest first."""
-        return [row[0] for row in self._conn().execute(
-            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created")]
-
     def active_count(self) -> int:
         """Queued plus running jobs."""
         return self._conn().execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]

@@ -3,8 +3,9 @@
 from importlib import import_module
 
 _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
-            "synthesize_texture": "optimize", "StyleParams": "params",
-            "stylize_adain": "adain_stylize", "train_adain": "adain_train"}
+            "synthesize_texture": "optimize", "StyleParams": "params", "AdainParams": "params",
+            "NetworkParams": "params", "stylize_adain": "adain_stylize", "train_adain": "adain_train",
+            "stylize_with_model": "transform_stylize"}
 __all__ = sorted(_EXPORTS)
 
 

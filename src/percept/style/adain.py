@@ -23,7 +23,6 @@ relu2_1, relu3_1 and relu4_1, Adam with the learning rate decay of the paper's c
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Sequence
 
@@ -32,16 +31,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PerceptError
-from ..models import FeatureNet, get_feature_net
-from ..models.sources import ADAIN_ENCODER
+from ..models import FeatureNet, get_model
+from ..models.formats import ADAIN_ENCODER
 from .decoder import Decoder, load_decoder
+from .params import check_blend_weights
 
 #: Layers of the paper's style loss; the last one is the AdaIN layer (content loss, decoder input).
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 ADAIN_LAYER = ADAIN_ENCODER["layer"]
 #: The encoder downsamples by 8 (three poolings); images are padded to a multiple of it.
-_STRIDE = 8
-PRESERVE_COLOR = ("none", "luminance", "match")
+STRIDE = 8
 
 
 # ------------------------------------------------------------------------------------------ the operation
@@ -116,7 +115,7 @@ def adain_target(
     style_feats: Sequence[torch.Tensor],
     *,
     alpha: float = 1.0,
-    weights: Sequence[float] | None = None,
+    style_blend_weights: Sequence[float] | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The decoder input ``t`` for one content and one or more styles (the paper's test-time controls).
@@ -125,8 +124,8 @@ def adain_target(
         content_feat: ``(B, C, H, W)`` content features ``f(c)``.
         style_feats: features ``(1, C, H_k, W_k)`` of each style.
         alpha: content-style trade-off in ``[0, 1]``: ``t = alpha * target + (1 - alpha) * f(c)``.
-        weights: one per style, the convex combination ``target = sum_k w_k AdaIN(f(c), f(s_k))`` (normalised
-            to sum 1; default equal).
+        style_blend_weights: one per style, the convex combination ``target = sum_k w_k AdaIN(f(c), f(s_k))``
+            (normalised to sum 1; default equal).
         mask: ``(B or 1, 1, H, W)`` in ``[0, 1]`` (two styles exactly): ``target = m * AdaIN_m(f(c), f(s_1)) +
             (1 - m) * AdaIN_{1-m}(f(c), f(s_2))``, where ``AdaIN_m`` normalises with the content's statistics
             inside ``m``.
@@ -141,7 +140,8 @@ def adain_target(
         bg = adain(content_feat, style_feats[1], content_mask=1 - mask)
         target = mask * fg + (1 - mask) * bg
     else:
-        weights = _normalised_weights(weights, len(style_feats))
+        n = len(style_feats)
+        weights = check_blend_weights(list(style_blend_weights or []), n, what="style(s)") or [1.0 / n] * n
         target = sum(w * adain(content_feat, s) for w, s in zip(weights, style_feats))
     return alpha * target + (1 - alpha) * content_feat
 
@@ -154,17 +154,6 @@ def mean_std_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mean, std = mean_std(features)
     t_mean, t_std = mean_std(target)
     return F.mse_loss(mean, t_mean.expand_as(mean)) + F.mse_loss(std, t_std.expand_as(std))
-
-
-def _normalised_weights(weights: Sequence[float] | None, n: int) -> list[float]:
-    if weights is None:
-        return [1.0 / n] * n
-    weights = [float(w) for w in weights]
-    if len(weights) != n:
-        raise PerceptError(f"style weights has {len(weights)} values for {n} style image(s); give one per style")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise PerceptError(f"style weights must be >= 0 with a positive sum, got {weights}")
-    return [w / sum(weights) for w in weights]
 
 
 # -------------------------------------------------------------------------------------------- the network
@@ -196,7 +185,7 @@ class AdaINNet(nn.Module):
         return self.decoder(target)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        padded, (h, w) = pad_to_multiple(content, _STRIDE)
+        padded, (h, w) = pad_to_multiple(content, STRIDE)
         target = adain_target(self.encode(padded), [self.encode(style)], alpha=alpha)
         return self.decode(target)[..., :h, :w].clamp(0, 1)
 
@@ -211,7 +200,7 @@ def load_adain(decoder: str | os.PathLike | None = None, *, device: str | torch.
 
 
 @functools.lru_cache(maxsize=2)
-def _shared_adain(decoder: str | None, stamp: tuple[int, int] | None, device: torch.device) -> AdaINNet:
+def shared_adain(decoder: str | None, stamp: tuple[int, int] | None, device: torch.device) -> AdaINNet:
     """:func:`load_adain` kept between :func:`stylize_adain` calls; ``stamp`` (mtime, size) of a decoder file
     makes a rewritten file load again."""
     return load_adain(decoder, device=device)
@@ -219,7 +208,7 @@ def _shared_adain(decoder: str | None, stamp: tuple[int, int] | None, device: to
 
 def _encoder(device: str | torch.device) -> FeatureNet:
     arch, weights = ADAIN_ENCODER["encoder"].split(":")
-    return get_feature_net(arch, weights, padding_mode=ADAIN_ENCODER["padding_mode"], device=device)
+    return get_model(arch, weights, kind="features", padding_mode=ADAIN_ENCODER["padding_mode"], device=device)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

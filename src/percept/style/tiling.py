@@ -35,12 +35,14 @@ from tqdm.auto import tqdm
 
 from ..errors import PerceptError
 from ..image import fit_size, resize
+from ..params import defaults
+from .params import NetworkParams
 from .transformer import NormStatistics, TransformNet
 
 #: How far (pixels) one input pixel can change the output: the padding reach of every convolution in input
 #: pixels, 4 + 1 + 2 + 5 * 2 * 4 + 2 + 1 + 4 = 54, plus up to 3 from the alignment on the stride-4 grid.
 RECEPTIVE_MARGIN = 57
-DEFAULT_OVERLAP = 96
+DEFAULT_OVERLAP: int = defaults(NetworkParams)["overlap"]
 MIN_TILE = 32
 
 

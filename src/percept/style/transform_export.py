@@ -39,11 +39,11 @@ def export_transform_net(
     out: str | os.PathLike,
     *,
     style_index: int | None = None,
-    blend: Sequence[float] | None = None,
+    style_blend_weights: Sequence[float] | None = None,
     opset: int | None = None,
 ) -> dict[str, Any]:
     """Write an ONNX file that stylises float32 RGB ``(B, 3, H, W)`` in [0, 1] (any batch, height and width >= 8)
-    with the chosen style (``style_index`` or ``blend``, baked in), and ``OUT.json`` describing it.
+    with the chosen style (``style_index`` or ``style_blend_weights``, baked in), and ``OUT.json`` describing it.
 
     Made with the TorchScript-based exporter (``dynamo=False``, as :mod:`percept.transfer.export`); before the
     file is renamed into place, onnxruntime's output on an image of another size (odd, not a multiple of 4,
@@ -63,7 +63,7 @@ def export_transform_net(
         check_writable(target, what="export file", image=False)
     net = model if isinstance(model, TransformNet) else load_transform_net(model, "cpu")
     net = net.cpu().eval()
-    style = style_vector(net, style_index=style_index, blend=blend)
+    style = style_vector(net, style_index=style_index, style_blend_weights=style_blend_weights)
     wrapped = FixedStyleNet(net, style).eval()
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(1, 3, 64, 64, generator=generator)
@@ -96,7 +96,7 @@ def export_transform_net(
         "file": out.name,
         "percept_version": __version__,
         "model": {k: v for k, v in net.metadata.items() if k in ("styles", "architecture", "loss_network")},
-        "style_weights": [round(float(w), 6) for w in style],
+        "style_blend_weights": [round(float(w), 6) for w in style],
         "input": {"name": "image", "shape": ["B", 3, "H", "W"], "layout": "NCHW", "color": "RGB",
                   "dtype": "float32", "range": [0.0, 1.0], "min_side": 8},
         "output": {"name": "stylized", "shape": ["B", 3, "H", "W"], "range": [0.0, 1.0]},

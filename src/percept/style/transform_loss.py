@@ -26,7 +26,7 @@ class PerceptualLoss(nn.Module):
     """Johnson et al.'s perceptual loss for a batch whose samples may each have another style.
 
     Args:
-        net: frozen loss network (:func:`percept.models.get_feature_net`).
+        net: frozen loss network (:func:`percept.models.get_model`).
         styles: style images, each ``(1, 3, H, W)`` in [0, 1]; their Gram matrices are computed once.
         content_layers, style_layers: layer names of ``net``.
         content_weight, style_weight, tv_weight: weights of the three terms.

@@ -6,10 +6,12 @@ Names are imported lazily (PEP 562) so that ``percept --help`` does not pay for 
 from importlib import import_module
 
 _EXPORTS = {
-    "BACKBONES": "backbones", "Backbone": "backbones", "get_backbone": "backbones",
     "DatasetSplit": "data", "scan_dataset": "data",
     "train_features": "linear", "train_finetune": "finetune",
     "evaluate": "runs", "load_run": "runs", "predict": "runs", "export_run": "export",
+    "preview_augment": "augment",
+    "AugmentOverrides": "params", "AugmentPreviewParams": "params", "EvaluateParams": "params",
+    "ExportParams": "params", "FeaturesParams": "params", "PredictParams": "params",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 

@@ -8,13 +8,17 @@ pixels.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import PerceptError
+from ..params import from_settings, to_record
+from .params import AugmentPreviewParams
 
 # ImageNet RGB principal components (Krizhevsky et al. 2012), as used by AlexNet's lighting noise.
 _EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -111,3 +115,35 @@ def batch_mixer(aug: Augment | None, num_classes: int):
     if aug.cutmix:
         choices.append(v2.CutMix(alpha=aug.cutmix, num_classes=num_classes))
     return choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
+
+
+def preview_augment(data: str | os.PathLike, output: str | os.PathLike, **settings: Any) -> dict[str, Any]:
+    """Draw a grid of augmented training samples of ``data`` to the image ``output``; return its record.
+
+    One row per training image (``images`` of them, drawn at random), ``per_image`` augmented samples of
+    ``size`` x ``size`` pixels each; ``settings`` are fields of
+    :class:`~percept.transfer.params.AugmentPreviewParams` (``augment``, ``augment_overrides``, ``seed``, ...).
+    The grid is ``per_image * size + (per_image + 1) * 4`` pixels wide and carries its record (``inputs.images``:
+    the training images shown, one per row).
+    """
+    from torchvision.utils import make_grid
+
+    from ..image import check_writable, load_image, save_image
+    from ..record import describe_input, make_record
+    from .data import scan_dataset
+
+    params = from_settings(AugmentPreviewParams, settings)
+    output = check_writable(output)
+    aug = get_augment(params.augment, **params.augment_overrides)
+    if aug is None:
+        raise PerceptError("augmentation preset 'none' has nothing to preview; use light or strong")
+    torch.manual_seed(params.seed)
+    samples = scan_dataset(data, seed=params.seed).train
+    picks = [samples[i] for i in torch.randperm(len(samples))[: params.images].tolist()]
+    transform = image_transform(params.size, aug)
+    tiles = [transform(load_image(path)) for path, _ in picks for _ in range(params.per_image)]
+    grid = make_grid(torch.stack(tiles), nrow=params.per_image, padding=4, pad_value=1.0)
+    inputs = {"data": {"path": str(Path(data))}, "images": [describe_input(path) for path, _ in picks]}
+    record = make_record("augment-preview", to_record(params), inputs=inputs, augmentation=aug.to_dict())
+    save_image(grid.unsqueeze(0), output, record)
+    return record

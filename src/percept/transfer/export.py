@@ -31,9 +31,10 @@ from torch import nn
 from .. import __version__
 from ..errors import PerceptError
 from ..image import atomic_write, check_writable
+from ..params import from_settings, to_record
+from .params import ExportParams, network_only
 from .runs import Run, load_run
 
-FORMATS = ("onnx", "torchscript")
 #: Largest difference between the saved file's and the PyTorch module's probabilities that passes the check.
 TOLERANCE = 1e-4
 INSTALL_HINT = "pip install onnx onnxruntime (or pip install 'percept[export]')"
@@ -85,24 +86,15 @@ def run_network(run: Run) -> tuple[nn.Module, nn.Module, int, int]:
     """The run as networks on the CPU: ``(body, head, resize, crop)``; ``head(body(x))`` are the class logits of
     RGB ``x`` in [0, 1] ``(B, 3, crop, crop)``, evaluated after resizing the short side to ``resize``."""
     if run.record["strategy"] == "features":
-        from .backbones import get_backbone
+        from ..models import get_model
 
-        net = get_backbone(run.record["backbone"], device="cpu")
+        net = get_model(run.record["backbone"], device="cpu", kind="backbone")
         if net.cache_id != run.record["cache_id"]:
             raise PerceptError(f"run {str(run.path)!r} was trained on {run.record['cache_id']}, but this "
                                f"machine's {run.record['backbone']} is {net.cache_id}")
         return net.model, linear_head(run.predictor), net.resize, net.crop
     model = run.predictor
     return model.body, model.head, model.resize, model.crop
-
-
-def exportable_model(run: Run) -> nn.Module:
-    """One module: float32 ``(B, 3, crop, crop)`` RGB in [0, 1] -> class probabilities ``(B, K)``, in eval mode
-    on the CPU, equal to ``run.probabilities`` for the centre view."""
-    body, head, _, _ = run_network(run)
-    model = ExportedClassifier(body, head).cpu().eval()
-    model.requires_grad_(False)
-    return model
 
 
 def _sidecar(path: Path) -> Path:
@@ -164,16 +156,22 @@ def _write_torchscript(model: nn.Module, example: torch.Tensor, check: torch.Ten
     return {"verified_max_abs_diff": diff}
 
 
-def export_run(run_path: str | os.PathLike, output: str | os.PathLike, *, format: str = "onnx",
-               opset: int | None = None) -> dict[str, Any]:
+def export_run(run_path: str | os.PathLike, output: str | os.PathLike, **settings: Any) -> dict[str, Any]:
     """Write ``run_path``'s classifier to ``output`` (ONNX or TorchScript) and its description to
     ``OUTPUT.json``; return that description.
 
     The file takes float32 ``(B, 3, crop, crop)`` RGB in [0, 1] (any batch size) and returns class
-    probabilities ``(B, K)`` in the order of ``classes``. ``opset`` selects the ONNX opset (default: torch's).
+    probabilities ``(B, K)`` in the order of ``classes``. ``settings`` are fields of
+    :class:`~percept.transfer.params.ExportParams`: ``format`` (``onnx`` or ``torchscript``) and ``opset`` (the
+    ONNX opset; default: torch's).
     """
-    if format not in FORMATS:
-        raise PerceptError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    params = from_settings(ExportParams, settings)
+    format, opset = params.format, params.opset
+    used = [name for name in network_only() if getattr(params, name) not in (None, [])]
+    if used:
+        names = " and ".join("--" + name.replace("_", "-") for name in used)
+        raise PerceptError(f"{names} {'applies' if len(used) == 1 else 'apply'} to style networks (MODEL.pt from "
+                           "train-style), not to runs")
     if format == "onnx":
         _require_onnx()
         _check_opset(opset)
@@ -219,6 +217,7 @@ def export_run(run_path: str | os.PathLike, output: str | os.PathLike, *, format
         "source": {"run": str(run.path.resolve()), "strategy": run.record["strategy"],
                    "backbone": run.record.get("backbone"), "weights_id": run.record.get("weights_id"),
                    **({"classifier": run.record.get("classifier")} if run.record["strategy"] == "features" else {})},
+        "params": to_record(params),
     }
     atomic_write(output, write)
     record.update(details)

@@ -1,6 +1,6 @@
 """Feature vectors of images from a frozen backbone, cached on disk.
 
-A cached vector is keyed by the backbone's :attr:`~percept.transfer.backbones.Backbone.cache_id` (network,
+A cached vector is keyed by the backbone's :attr:`~percept.models.Backbone.cache_id` (network,
 weights, layer, preprocessing), the view (centre crop, a test-time-augmentation view, or one seeded augmented
 copy) and the SHA-256 of the image file's bytes, so it is reused across runs and invalidated as soon as the
 image or anything about the backbone changes.
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..image import load_image
 from .augment import Augment, image_transform
-from .backbones import Backbone
+from ..models.backbone import Backbone
 
 
 def default_cache_dir() -> Path:
@@ -57,7 +57,7 @@ def embed_images(
 
     ``cache_dir=None`` uses :func:`default_cache_dir`. Missing vectors are computed in batches of
     ``batch_size`` images (which bounds memory) and written to the cache atomically. ``view`` selects a
-    test-time-augmentation view (see :func:`~percept.transfer.backbones.view_transform`); with ``augment``,
+    test-time-augmentation view (see :func:`~percept.models.view_transform`); with ``augment``,
     the vectors are of augmented copy number ``copy`` instead, drawn from a random state seeded by the image's
     bytes, ``copy`` and ``seed`` (so the same copy is the same image every time, and cached).
     """

@@ -26,17 +26,17 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
+from ..params import from_settings, to_record
+from ..record import make_record
 from .augment import get_augment
-from .backbones import get_backbone
+from ..models import get_model
 from .data import scan_dataset
 from .features import embed_images
 from .names import CLASSIFIERS
-
-
+from .params import FeaturesParams
 
 #: Inverse regularisation strengths tried by cross-validation when C is not given.
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -154,81 +154,70 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def train_features(
-    data: str | Path,
-    out: str | Path,
-    *,
-    backbone: str = "efficientnet_lite0",
-    classifier: str = "logreg",
-    C: float | None = None,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    augment: str = "light",
-    augment_overrides: dict[str, Any] | None = None,
-    augment_copies: int = 0,
-    batch_size: int = 32,
-    device: str = "auto",
-    cache_dir: Path | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
+def train_features(data: str | Path, out: str | Path, *, progress: bool = False, **settings: Any) -> dict[str, Any]:
     """Fit a linear classifier on frozen ``backbone`` features of ``data``; write the run to ``out``.
 
-    ``C=None`` chooses the regularisation by cross-validation on the training images. ``augment_copies=N``
-    adds the features of N augmented copies of every training image (``augment`` preset and overrides;
-    mixup/cutmix do not apply to single images), each cached like the plain features.
+    Args:
+        data: dataset folder (``DATA/train/<class>/*`` and ``DATA/val/<class>/*``, or ``DATA/<class>/*``).
+        out: run folder to write.
+        progress: show progress bars while computing features.
+        **settings: any field of :class:`~percept.transfer.params.FeaturesParams` (``backbone``, ``classifier``,
+            ``C``, ``augment_copies``, ``batch_size``, ``cache_dir``, ...). ``C=None`` chooses the regularisation
+            by cross-validation on the training images. ``augment_copies=N`` adds the features of N augmented
+            copies of every training image (``augment`` preset and ``augment_overrides``; mixup/cutmix do not
+            apply to single images), each cached like the plain features.
 
-    Returns the run record (also ``out/run.json``) with ``metrics.val_accuracy`` as a fraction in [0, 1].
+    Returns the run record (also ``out/run.json``) with ``metrics.val_accuracy`` as a fraction in [0, 1] and
+    ``params`` (every setting).
     """
     started = time.perf_counter()
-    if C is not None and C <= 0:
-        raise PerceptError(f"C must be > 0, got {C}")
-    make_classifier(classifier, 1.0, seed)  # validate the name before any long work
-    if augment_copies < 0:
-        raise PerceptError(f"augment-copies must be >= 0, got {augment_copies}")
-    aug = get_augment(augment, **(augment_overrides or {})) if augment_copies else None
-    if augment_copies and aug is None:
+    params = from_settings(FeaturesParams, settings)  # checks every setting before any long work
+    if params.augment_overrides and not params.augment_copies:
+        raise PerceptError("augmentation settings apply to augmented copies only; add --augment-copies N")
+    aug = get_augment(params.augment, **params.augment_overrides) if params.augment_copies else None
+    if params.augment_copies and aug is None:
         raise PerceptError("--augment-copies needs an augmentation preset other than none (e.g. --augment light)")
     if aug is not None:
         aug = replace(aug, mixup=0.0, cutmix=0.0)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
-    split = scan_dataset(data, val_fraction=val_fraction, seed=seed)
+    split = scan_dataset(data, val_fraction=params.val_fraction, seed=params.seed)
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    net = get_backbone(backbone, device=dev)
-    embed = dict(cache_dir=cache_dir, batch_size=batch_size, device=dev, progress=progress)
+    dev = resolve_device(params.device)
+    net = get_model(params.backbone, device=dev, kind="backbone")
+    embed = dict(cache_dir=params.cache_dir, batch_size=params.batch_size, device=dev, progress=progress)
     train_paths = [p for p, _ in split.train]
     x_train, hits_train = embed_images(net, train_paths, **embed)
     x_val, hits_val = embed_images(net, [p for p, _ in split.val], **embed)
     y_train = np.array([label for _, label in split.train])
     y_val = np.array([label for _, label in split.val])
-    copies = [embed_images(net, train_paths, **embed, augment=aug, copy=c, seed=seed) for c in range(augment_copies)]
+    copies = [embed_images(net, train_paths, **embed, augment=aug, copy=c, seed=params.seed)
+              for c in range(params.augment_copies)]
     hits_train += sum(hits for _, hits in copies)
-    groups = np.tile(np.arange(len(train_paths)), 1 + augment_copies)
+    groups = np.tile(np.arange(len(train_paths)), 1 + params.augment_copies)
     x_fit = np.concatenate([x_train, *(x for x, _ in copies)])
-    y_fit = np.tile(y_train, 1 + augment_copies)
-    pipeline, C = fit_classifier(classifier, C, seed, x_fit, y_fit, groups if augment_copies else None)
-    record = {
-        "percept_version": __version__,
-        "strategy": "features",
-        "backbone": backbone,
-        "weights_id": net.weights_id,
-        "cache_id": net.cache_id,
-        "classifier": classifier,
-        "C": C,
-        "augment_copies": augment_copies,
-        "augmentation": aug.to_dict() if aug else None,
-        **split.record(data, val_fraction, seed),
-        "features_from_cache": hits_train + hits_val,
-        "metrics": {
+    y_fit = np.tile(y_train, 1 + params.augment_copies)
+    pipeline, C = fit_classifier(params.classifier, params.C, params.seed, x_fit, y_fit,
+                                 groups if params.augment_copies else None)
+    record = make_record(
+        "features", to_record(params),
+        strategy="features",
+        backbone=params.backbone,
+        weights_id=net.weights_id,
+        cache_id=net.cache_id,
+        classifier=params.classifier,
+        C=C,
+        augment_copies=params.augment_copies,
+        augmentation=aug.to_dict() if aug else None,
+        **split.record(data, params.val_fraction, params.seed),
+        features_from_cache=hits_train + hits_val,
+        metrics={
             "train_accuracy": float((pipeline.predict(x_train) == y_train).mean()),
             "val_accuracy": float((pipeline.predict(x_val) == y_val).mean()),
         },
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+        seconds=round(time.perf_counter() - started, 2),
+    )
     atomic_write(out / "classifier.joblib", lambda tmp: joblib.dump(pipeline, tmp))
     atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     return record
-
-

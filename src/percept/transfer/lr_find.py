@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from ..image import atomic_write
 from .plots import _figure
 
 BETA = 0.98  # smoothing of the loss, as in fastai
+from .finetune_params import LR_FIND_SETTINGS, LrFindParams
+
+_RANGE = LrFindParams()  # the default range: 100 mini-batches from 1e-7 to 1
 
 StepFn = Callable[[nn.Module, Any, Any], torch.Tensor]
 
@@ -144,9 +147,9 @@ def lr_range_test(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
     optimizer: torch.optim.Optimizer,
     *,
-    start_lr: float = 1e-7,
-    end_lr: float = 1.0,
-    steps: int = 100,
+    start_lr: float = _RANGE.start_lr,
+    end_lr: float = _RANGE.end_lr,
+    steps: int = _RANGE.steps,
     diverge_factor: float = 4.0,
     device: str | torch.device = "cpu",
     step_fn: StepFn | None = None,
@@ -233,6 +236,44 @@ def lr_range_test(
               "group_ratios": ratios}
     return LRFinderResult(lrs=lrs, losses=losses, raw_losses=raw, suggestion=suggestion, min_loss_lr=min_loss_lr,
                           diverged=diverged, params=params)
+
+
+def find_learning_rate(data: str | Path, *, unfreeze: int | str = _RANGE.unfreeze, start_lr: float = _RANGE.start_lr,
+                       end_lr: float = _RANGE.end_lr, steps: int = _RANGE.steps, progress: bool = False,
+                       **settings: Any) -> LRFinderResult:
+    """Learning-rate range test (Smith 2015) for fine-tuning on ``data``.
+
+    ``unfreeze=0`` tests the head phase (new head, frozen backbone); ``K`` or ``"all"`` also trains the top
+    stages with the discriminative ratios lr/9 : lr/3 : lr, so the reported lrs (and the suggestion) are the
+    head's, the value to pass as ``lr``. ``settings``: the fields of
+    :class:`~percept.transfer.finetune_params.FinetuneParams` named in :data:`LR_FIND_SETTINGS` (``backbone``,
+    ``optimizer``, ``batch_size``, ...). Nothing is written; returns a :class:`LRFinderResult`.
+    """
+    from ..device import amp_dtype
+    from ..params import from_settings
+    from .finetune_data import prepare_training
+    from .finetune_params import FinetuneParams, parse_unfreeze
+    from .lr_groups import make_optimizer, param_groups
+
+    unused = sorted(set(settings) - set(LR_FIND_SETTINGS))
+    if unused:
+        raise PerceptError(f"the lr range test does not use {', '.join(unused)}; drop "
+                           f"{'it' if len(unused) == 1 else 'them'}")
+    p = from_settings(FinetuneParams, settings, what="fine-tuning setting")
+    t = prepare_training(data, p)
+    t.model.unfreeze_top(parse_unfreeze(unfreeze))
+    opt = make_optimizer(p.optimizer, param_groups(t.model, 1.0, p.resolved_weight_decay()), p.momentum)
+    dtype = amp_dtype(p.amp, t.device)
+    scaler = torch.amp.GradScaler(t.device.type, enabled=dtype == torch.float16)
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if t.mixer is not None:
+            x, y = t.mixer(x, y)
+        with torch.autocast(t.device.type, dtype=dtype) if dtype is not None else nullcontext():
+            return t.loss_fn(model(x.to(t.device)), y.to(t.device))
+
+    return lr_range_test(t.model, t.train_loader, None, opt, start_lr=start_lr, end_lr=end_lr, steps=steps,
+                         device=t.device, step_fn=step, scaler=scaler, progress=progress)
 
 
 def plot_lr_finder(result: LRFinderResult, path: str | Path, *, title: str | None = None) -> None:

@@ -20,12 +20,13 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from ..device import resolve_device
 from ..errors import PerceptError
-from ..image import load_image
-from .backbones import TTA_VIEWS, get_backbone, view_transform
+from ..image import check_writable, load_image
+from ..params import from_settings, to_record
+from ..models import TTA_VIEWS, get_model, view_transform
 from .data import IMAGE_EXTENSIONS, scan_dataset
 from .features import embed_images
 from .linear import probabilities
-
+from .params import EvaluateParams, PredictParams
 
 STRATEGIES = ("features", "finetune")
 
@@ -46,7 +47,7 @@ class Run:
                       cache_dir: Path | None, progress: bool, views: Sequence[str] = ("center",)) -> np.ndarray:
         """Class probabilities ``(N, K)`` of the images at ``paths``, averaged over the TTA ``views``."""
         if self.record["strategy"] == "features":
-            net = get_backbone(self.record["backbone"], device=device)
+            net = get_model(self.record["backbone"], device=device, kind="backbone")
             if net.cache_id != self.record["cache_id"]:
                 raise PerceptError(f"run {str(self.path)!r} was trained on {self.record['cache_id']}, but this "
                                    f"machine's {self.record['backbone']} is {net.cache_id}")
@@ -93,35 +94,30 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     return Run(path, record, predictor)
 
 
-def _run_probabilities(runs: Sequence[Run], paths: Sequence[Path], *, batch_size: int, device: str,
-                       cache_dir: Path | None, progress: bool, tta: str = "none") -> np.ndarray:
+def _run_probabilities(runs: Sequence[Run], paths: Sequence[Path], params: EvaluateParams | PredictParams, *,
+                       progress: bool) -> np.ndarray:
     """Ensemble probabilities ``(N, K)``: the mean over runs (and over the TTA views of each run)."""
-    if tta not in TTA_VIEWS:
-        raise PerceptError(f"unknown test-time augmentation {tta!r}; use {', '.join(TTA_VIEWS)}")
-    dev = resolve_device(device)
-    total = sum(run.probabilities(paths, batch_size=batch_size, device=dev, cache_dir=cache_dir,
-                                  progress=progress, views=TTA_VIEWS[tta]) for run in runs)
+    dev = resolve_device(params.device)
+    total = sum(run.probabilities(paths, batch_size=params.batch_size, device=dev, cache_dir=params.cache_dir,
+                                  progress=progress, views=TTA_VIEWS[params.tta]) for run in runs)
     return total / len(runs)
 
 
-def evaluate(
-    runs: Sequence[str | Path],
-    data: str | Path | None = None,
-    *,
-    batch_size: int = 32,
-    device: str = "auto",
-    cache_dir: Path | None = None,
-    progress: bool = False,
-    tta: str = "none",
-) -> dict[str, Any]:
+def evaluate(runs: Sequence[str | Path], data: str | Path | None = None, *, progress: bool = False,
+             confusion_png: str | Path | None = None, **settings: Any) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of one run or an ensemble.
 
     Without ``data``, the validation split the (first) run was trained with; with ``data``, its ``val``
-    folder if it has one, else every image in it. ``tta`` averages over views of each image: ``none``,
-    ``flip`` (plus the mirror image) or ``flip+crops`` (plus the four corner crops). ``accuracy`` is a fraction
-    in [0, 1].
+    folder if it has one, else every image in it. ``settings`` are fields of
+    :class:`~percept.transfer.params.EvaluateParams`: ``tta`` averages over views of each image: ``none``,
+    ``flip`` (plus the mirror image) or ``flip+crops`` (plus the four corner crops); ``batch_size``, ``device``,
+    ``cache_dir``. ``confusion_png`` also draws the confusion matrix to that PNG. ``accuracy`` is a fraction
+    in [0, 1]; ``params`` holds every setting.
     """
-    loaded = [load_run(r, device) for r in runs]
+    params = from_settings(EvaluateParams, settings)
+    if confusion_png is not None:
+        check_writable(confusion_png, what="--confusion-png")
+    loaded = [load_run(r, params.device) for r in runs]
     classes = loaded[0].classes
     for run in loaded[1:]:
         if run.classes != classes:
@@ -140,23 +136,28 @@ def evaluate(
         raise PerceptError(f"evaluation data has classes the model does not know: {', '.join(unknown)}")
     paths = [p for p, _ in samples]
     y_true = np.array([classes.index(names[label]) for _, label in samples])
-    probs = _run_probabilities(loaded, paths, batch_size=batch_size, device=device, cache_dir=cache_dir,
-                               progress=progress, tta=tta)
+    probs = _run_probabilities(loaded, paths, params, progress=progress)
     y_pred = probs.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=range(len(classes)), zero_division=0
     )
+    matrix = confusion_matrix(y_true, y_pred, labels=range(len(classes))).tolist()
+    if confusion_png is not None:
+        from .plots import plot_confusion_matrix
+
+        plot_confusion_matrix(matrix, classes, Path(confusion_png))
     return {
         "accuracy": float((y_pred == y_true).mean()),
         "n_images": len(paths),
-        "tta": tta,
+        "tta": params.tta,
         "runs": [str(r.path) for r in loaded],
         "classes": classes,
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=range(len(classes))).tolist(),
+        "confusion_matrix": matrix,
+        "params": to_record(params),
     }
 
 
@@ -175,23 +176,19 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def predict(
-    run: str | Path,
-    inputs: Sequence[str | Path],
-    *,
-    top_k: int = 5,
-    batch_size: int = 32,
-    device: str = "auto",
-    cache_dir: Path | None = None,
-) -> list[dict[str, Any]]:
-    """Top-``k`` classes with probabilities for each image: ``[{"path", "top": [(class, p), ...]}]``."""
-    loaded = load_run(run, device)
+def predict(run: str | Path, inputs: Sequence[str | Path], **settings: Any) -> list[dict[str, Any]]:
+    """Top-``k`` classes with probabilities for each image: ``[{"path", "top": [(class, p), ...]}]``.
+
+    ``settings`` are fields of :class:`~percept.transfer.params.PredictParams` (``top_k``, ``tta``,
+    ``batch_size``, ``device``, ``cache_dir``).
+    """
+    params = from_settings(PredictParams, settings)
+    loaded = load_run(run, params.device)
     paths = collect_images(inputs)
     for path in paths:
         load_image(path)  # one-line error for a non-image before any model work
-    probs = _run_probabilities([loaded], paths, batch_size=batch_size, device=device, cache_dir=cache_dir,
-                               progress=False)
-    k = max(1, min(top_k, len(loaded.classes)))
+    probs = _run_probabilities([loaded], paths, params, progress=False)
+    k = max(1, min(params.top_k, len(loaded.classes)))
     results = []
     for path, row in zip(paths, probs):
         order = np.argsort(-row)[:k]

@@ -1,7 +1,8 @@
 """Understanding CNNs: what a pretrained network learned and why it decides.
 
-- Loading: :func:`load_classifier` (any classifier percept can load, with class names and its evaluation
-  preprocessing), :func:`load_network` (also the feature networks), hooks (:mod:`~percept.understand.hooks`).
+- Loading: :func:`percept.models.get_model` (any classifier percept can load, with class names and its evaluation
+  preprocessing), :func:`load_network` (also the feature networks), hooks (:mod:`~percept.understand.hooks`),
+  the layers with their shapes (:func:`layer_shapes`).
 - Inside the network: first-layer filters (:mod:`~percept.understand.filters`), activation maps
   (:mod:`~percept.understand.activations`).
 - Feature space: any layer as a cached feature extractor (:func:`layer_backbone`), nearest neighbours, PCA/t-SNE
@@ -10,25 +11,52 @@
   adversarial examples (:func:`attack`: FGSM, PGD).
 - Gradient ascent on the input: class images, feature inversion and DeepDream (:func:`class_image`,
   :func:`invert`, :func:`dream`).
+
+Every method that draws also has an ``explain_*`` function (:func:`explain_saliency`, :func:`explain_attack`, ...)
+that takes the settings of :mod:`percept.understand.params` as keyword arguments, loads the network by name and
+returns an :class:`Explanation`: the figure, its record and the method's result. Names are imported lazily
+(PEP 562), so ``percept --help`` does not import torch.
 """
 
-from .activations import activation_maps, maps_grid, strongest_channels
-from .attack import AttackResult, attack
-from .classifier import Classifier, load_classifier
-from .class_image import ClassImageResult, class_image
-from .dream import DreamResult, dream
-from .embedding import Embedding, embedding, embedding_figure
-from .features import FolderFeatures, LayerOutput, Network, folder_features, layer_backbone, load_network
-from .filters import filter_grid, first_layer_filters
-from .hooks import capture, get_layer, layer_names, no_inplace
-from .invert import Inversion, InversionResult, invert
-from .neighbours import Neighbours, neighbours, neighbours_grid
-from .saliency import saliency
-from .top_patches import ReceptiveField, TopPatches, patches_grid, receptive_field, top_patches
+import sys
+from importlib import import_module
+from types import ModuleType
 
-__all__ = ["AttackResult", "Classifier", "ClassImageResult", "DreamResult", "Embedding", "FolderFeatures",
-           "Inversion", "InversionResult", "LayerOutput", "Neighbours", "Network", "ReceptiveField", "TopPatches",
-           "activation_maps", "attack", "capture", "class_image", "dream", "embedding", "embedding_figure",
-           "filter_grid", "first_layer_filters", "folder_features", "get_layer", "invert", "layer_backbone",
-           "layer_names", "load_classifier", "load_network", "maps_grid", "neighbours", "neighbours_grid",
-           "no_inplace", "patches_grid", "receptive_field", "saliency", "strongest_channels", "top_patches"]
+_MODULES = {
+    "activations": ["ActivationMaps", "activation_maps", "explain_activations", "maps_grid", "strongest_channels"],
+    "attack": ["AttackResult", "attack", "explain_attack", "perturbation_image"],
+    ".models.classifier": ["Classifier"],  # the classifier object is the model registry's
+    "class_image": ["ClassImageResult", "class_image", "explain_class_image"],
+    "dream": ["DreamResult", "dream", "explain_dream"],
+    "embedding": ["Embedding", "FolderEmbedding", "embedding", "embedding_figure", "explain_embedding"],
+    "explanation": ["Explanation"],
+    "features": ["FolderFeatures", "LayerOutput", "Network", "folder_features", "layer_backbone", "load_network"],
+    "filters": ["explain_filters", "filter_grid", "first_layer_filters"],
+    "hooks": ["capture", "get_layer", "layer_names", "no_inplace"],
+    "invert": ["Inversion", "InversionResult", "explain_invert", "invert"],
+    "layers": ["explain_layers", "layer_shapes"],
+    "neighbours": ["Neighbours", "explain_neighbours", "neighbours", "neighbours_grid"],
+    "saliency": ["SaliencyResult", "explain_saliency", "saliency"],
+    "top_patches": ["ReceptiveField", "TopPatches", "explain_top_patches", "patches_grid", "receptive_field",
+                    "top_patches"],
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(ModuleType):
+    """Importing a submodule named like one of its functions (``saliency``, ``attack``, ``invert``...) would make
+    the package attribute the module; it stays the function, as with eager imports."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if not (name in _EXPORTS and isinstance(value, ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 from torchvision.utils import make_grid
 
 from ..device import module_device
 from ..errors import PerceptError
+from ..image import to_tensor
+from ..record import describe_input
 from .ascent import check_image
+from .explanation import Explanation, as_pil, explained
+from .features import load_network
 from .hooks import layer_outputs
+from .params import ActivationsParams, explain_settings
 
 
 def activation_maps(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Tensor:
@@ -55,3 +63,24 @@ def maps_grid(maps: torch.Tensor, channels: list[int], *, columns: int = 8, cell
     size = (cell, max(1, round(cell * w / h))) if h >= w else (max(1, round(cell * h / w)), cell)
     coloured = nn.functional.interpolate(coloured, size=size, mode="bilinear", align_corners=False)
     return make_grid(coloured, nrow=columns, padding=2, pad_value=1.0).unsqueeze(0)
+
+
+@dataclass
+class ActivationMaps:
+    """A layer's output for one image, ``maps`` ``(C, h, w)``, and the ``channels`` drawn, strongest first."""
+
+    maps: torch.Tensor
+    channels: list[int]
+
+
+def explain_activations(image: Any, **settings: Any) -> Explanation[ActivationMaps]:
+    """Load the network of ``settings`` (:class:`~percept.understand.params.ActivationsParams`), feed it ``image``
+    (a file, PIL image or tensor; longest side ``size``) and draw the strongest channels of ``layer``."""
+    params = explain_settings(ActivationsParams, settings)
+    if not params.layer:
+        raise PerceptError("give the layer to show (--layer; `percept explain layers` lists them)")
+    x = to_tensor(as_pil(image), longest=params.size)
+    maps = activation_maps(load_network(params.model, device=params.device).model, x, params.layer)
+    channels = strongest_channels(maps, min(params.channels, maps.shape[0]))
+    return explained(params, maps_grid(maps, channels), ActivationMaps(maps, channels),
+                     inputs={"image": describe_input(image)}, strongest=channels, map_shape=list(maps.shape))

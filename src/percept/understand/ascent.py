@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from ..errors import PerceptError
-from .classifier import Classifier
+from ..models.classifier import Classifier
 
 
 def network(model: nn.Module | Classifier) -> nn.Module:

@@ -11,15 +11,20 @@ RGB ``(1, 3, H, W)`` in [0, 1]; ``epsilon`` is in those units (4/255 = four 8-bi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import PerceptError
-from .classifier import Classifier
+from ..record import describe_input
+from ..models import get_model
+from ..models.classifier import Classifier
+from .explanation import Explanation, as_pil, explained
 from .hooks import no_inplace
-
-METHODS = ("fgsm", "pgd")
+from .montage import side_by_side
+from .params import ATTACKS as METHODS
+from .params import AttackParams, explain_settings
 
 
 @dataclass
@@ -35,6 +40,11 @@ class AttackResult:
     success: bool  # targeted: new_class == target; untargeted: new_class != original_class
     linf: float  # max |perturbation|, in [0, 1] units
     l2: float
+
+    @property
+    def amplification(self) -> float:
+        """How much :func:`perturbation_image` enlarges the perturbation to show it."""
+        return 0.5 / max(self.linf, 1e-12)
 
 
 def attack(classifier: Classifier, image: torch.Tensor, *, method: str = "pgd", epsilon: float = 4 / 255,
@@ -74,3 +84,26 @@ def attack(classifier: Classifier, image: torch.Tensor, *, method: str = "pgd", 
     success = new_class == goal if goal is not None else new_class != original_class
     return AttackResult(x.detach().cpu(), delta, original_class, new_class, goal, float(probs[new_class]), success,
                         float(delta.abs().max()), float(delta.norm()))
+
+
+def perturbation_image(result: AttackResult) -> torch.Tensor:
+    """The perturbation amplified to the full range, mid-grey = no change: ``(1, 3, H, W)`` in [0, 1]."""
+    return (0.5 + result.perturbation * result.amplification).clamp(0, 1)
+
+
+def explain_attack(image: Any, **settings: Any) -> Explanation[AttackResult]:
+    """Load the classifier of ``settings`` (:class:`~percept.understand.params.AttackParams`; ``epsilon`` is a
+    fraction of the [0, 1] range) and attack the centre crop of ``image`` (a file, PIL image or tensor). Figure:
+    original | amplified perturbation | adversarial image, ``(1, 3, crop, 3 crop)``."""
+    params = explain_settings(AttackParams, settings)
+    pil = as_pil(image)
+    classifier = get_model(params.model, device=params.device, kind="classifier")
+    x = classifier.prepare(pil)
+    target = params.target if params.target != "" else None
+    r = attack(classifier, x, method=params.attack, epsilon=params.epsilon, target=target, steps=params.steps)
+    names = classifier.classes
+    return explained(params, side_by_side(x, perturbation_image(r), r.image), r,
+                     inputs={"image": describe_input(image)}, weights_id=classifier.id,
+                     original=names[r.original_class], new=names[r.new_class],
+                     target=None if r.target is None else names[r.target], probability=round(r.probability, 4),
+                     success=r.success, linf=r.linf, l2=round(r.l2, 4))

@@ -12,14 +12,19 @@ the high frequencies a classifier responds to but a person does not see.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import PerceptError
 from .ascent import ascent_step, blur
-from .classifier import Classifier
+from ..models import get_model
+from ..models.classifier import Classifier
+from .explanation import Explanation, explained
 from .hooks import no_inplace
+from .montage import side_by_side
+from .params import ClassImageParams, explain_settings
 
 
 @dataclass
@@ -38,7 +43,7 @@ class ClassImageResult:
         return self.end_logit - self.start_logit
 
 
-def class_image(classifier: Classifier, target: str | int, *, size: int | None = None, steps: int = 200,
+def class_image(classifier: Classifier, target: str | int, *, size: int = 0, steps: int = 200,
                 lr: float = 0.02, decay: float = 0.005, jitter: int = 16, blur_every: int = 4,
                 blur_sigma: float = 1.0, noise: float = 0.02, seed: int = 0, progress: bool = False
                 ) -> ClassImageResult:
@@ -49,7 +54,7 @@ def class_image(classifier: Classifier, target: str | int, *, size: int | None =
     rank and probability at the end.
     """
     index = classifier.class_index(target)
-    size = classifier.crop if size is None else size
+    size = size or classifier.crop
     if size < 8 or steps < 1 or lr <= 0 or not 0 <= decay < 1 or jitter < 0 or blur_every < 0 or noise < 0:
         raise PerceptError(f"class-image needs size >= 8, steps >= 1, lr > 0, 0 <= decay < 1 and jitter, blur_every, "
                            f"noise >= 0; got size {size}, steps {steps}, lr {lr}, decay {decay}, jitter {jitter}, "
@@ -73,3 +78,20 @@ def class_image(classifier: Classifier, target: str | int, *, size: int | None =
     probs = logits.softmax(dim=0)
     rank = int((logits > logits[index]).sum()) + 1
     return ClassImageResult(x.detach().cpu(), index, start, float(logits[index]), rank, float(probs[index]))
+
+
+def explain_class_image(*, progress: bool = False, **settings: Any) -> Explanation[list[ClassImageResult]]:
+    """Load the classifier of ``settings`` (:class:`~percept.understand.params.ClassImageParams`) and draw one class
+    image per class of ``target`` (names or indices), side by side: figure ``(1, 3, size, n size)``. Every class
+    name is checked before any work."""
+    params = explain_settings(ClassImageParams, settings)
+    if not params.target:
+        raise PerceptError("give the class(es) to draw (--class NAME|INDEX[,...])")
+    classifier = get_model(params.model, device=params.device, kind="classifier")
+    targets = [classifier.class_index(t) for t in params.target]
+    results = [class_image(classifier, t, size=params.size or None, steps=params.steps, lr=params.lr,
+                           decay=params.decay, jitter=params.jitter, blur_every=params.blur_every,
+                           blur_sigma=params.blur_sigma, seed=params.seed, progress=progress) for t in targets]
+    return explained(params, side_by_side(*(r.image for r in results)), results, weights_id=classifier.id,
+                     classes=[classifier.classes[r.target] for r in results],
+                     logits=[[round(r.start_logit, 3), round(r.end_logit, 3)] for r in results])

@@ -10,6 +10,7 @@ in [0, 1] units), clamped to [0, 1]; the detail (image - octave base) goes on to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,14 @@ from tqdm.auto import tqdm
 
 from ..device import module_device
 from ..errors import PerceptError
-from ..image import resize
+from ..image import resize, to_tensor
+from ..record import describe_input
 from .ascent import ascent_step, check_image, network
-from .classifier import Classifier
+from ..models.classifier import Classifier
+from .explanation import Explanation, as_pil, explained
+from .features import load_network
 from .hooks import layer_outputs, no_inplace
+from .params import DreamParams, explain_settings
 
 
 @dataclass
@@ -81,3 +86,17 @@ def dream(model: nn.Module | Classifier, image: torch.Tensor, layer: str, *, oct
             detail = x - base
     bar.close()
     return DreamResult(x.detach().cpu(), layer, before, activation_rms(module, x, layer))
+
+
+def explain_dream(image: Any, *, progress: bool = False, **settings: Any) -> Explanation[DreamResult]:
+    """Load the network of ``settings`` (:class:`~percept.understand.params.DreamParams`; ``layer`` defaults to the
+    model's, :data:`~percept.understand.params.DREAM_LAYER`) and dream it into ``image`` (a file, PIL image or
+    tensor; longest side ``size``). The figure is the dreamed image."""
+    params = explain_settings(DreamParams, settings)
+    layer = params.resolved_layer()
+    x = to_tensor(as_pil(image), longest=params.size)
+    r = dream(load_network(params.model, device=params.device).model, x, layer, octaves=params.octaves,
+              octave_scale=params.octave_scale, steps=params.steps, step_size=params.step_size, jitter=params.jitter,
+              seed=params.seed, progress=progress)
+    return explained(params, r.image, r, inputs={"image": describe_input(image)}, layer=layer,
+                     norm_before=round(r.norm_before, 4), norm_after=round(r.norm_after, 4))

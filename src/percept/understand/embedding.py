@@ -20,14 +20,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import PerceptError
-from ..transfer.backbones import Backbone
-from .features import FolderFeatures, folder_features
+from ..image import find_images
+from ..models.backbone import Backbone
+from .explanation import Explanation, explained, folder_input
+from .features import FolderFeatures, folder_features, layer_backbone
 from .montage import thumbnail
+from .params import POOLED, EmbeddingParams, explain_settings
 
 METHODS = ("pca", "tsne")
 #: Up to this many images t-SNE is computed exactly (O(N^2) per step, faster there than Barnes-Hut's tree: 3 s
@@ -180,3 +184,29 @@ def embedding_figure(embeddings: Sequence[Embedding], *, thumbnails: int = 40, t
     buffer.seek(0)
     arr = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@dataclass
+class FolderEmbedding:
+    """The features of a folder's images (:attr:`index`) and their 2-D :attr:`embeddings`, one per method."""
+
+    index: FolderFeatures
+    embeddings: list[Embedding]
+
+
+def explain_embedding(folder: str | os.PathLike, *, cache_dir: Path | None = None, progress: bool = False,
+                      **settings: Any) -> Explanation[FolderEmbedding]:
+    """Embed the images under ``folder`` by the network and layer of ``settings``
+    (:class:`~percept.understand.params.EmbeddingParams`; features cached in ``cache_dir``) and draw the
+    projections side by side (:func:`embedding_figure`). The folder is checked before the network is loaded."""
+    params = explain_settings(EmbeddingParams, settings)
+    find_images(folder, "image")
+    backbone = layer_backbone(params.model, layer=params.layer or None, device=params.device)
+    index = folder_features(backbone, folder, cache_dir=cache_dir, batch_size=params.batch_size, progress=progress)
+    embs = embedding(backbone, index, methods=params.methods(), seed=params.seed,
+                     perplexity=params.perplexity or None)
+    layer = params.layer or POOLED
+    title = f"{params.model}, {layer}: {len(index.paths)} images of {'/'.join(Path(folder).resolve().parts[-2:])}"
+    figure = embedding_figure(embs, thumbnails=params.thumbnails, title=title, seed=params.seed)
+    return explained(params, figure, FolderEmbedding(index, embs), inputs={"folder": folder_input(folder)},
+                     layer=layer, classes=index.classes, separation={e.method: round(e.separation, 4) for e in embs})

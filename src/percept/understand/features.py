@@ -8,11 +8,11 @@ The feature-space methods (:mod:`~percept.understand.neighbours`, :mod:`~percept
 * :class:`LayerOutput`: the output of one named layer, read through :func:`~percept.understand.hooks.capture`
   (hooks removed after every call, in-place activations switched off meanwhile); the forward pass stops right
   after the layer when the layer runs once per pass.
-* :func:`layer_backbone`: a :class:`~percept.transfer.backbones.Backbone` whose vector is the layer's output
-  averaged over space, with the layer in its cache id, so :func:`percept.transfer.features.embed_images` caches
-  the vectors per network, weights and layer. Without a layer it is the network's pooled penultimate features:
-  for a backbone name exactly :func:`~percept.transfer.backbones.get_backbone` (the cache ``percept train``
-  fills), otherwise the last feature map, pooled.
+* :func:`layer_backbone`: a :class:`~percept.models.Backbone` whose vector is the layer's output averaged over
+  space, with the layer in its cache id, so :func:`percept.transfer.features.embed_images` caches the vectors per
+  network, weights and layer. Without a layer it is the network's pooled penultimate features: for a backbone name
+  exactly ``get_model(name, kind="backbone")`` (the cache ``percept train`` fills), otherwise the last feature map,
+  pooled.
 """
 
 from __future__ import annotations
@@ -27,17 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import module_device, resolve_device
+from ..device import module_device
 from ..errors import PerceptError
 from ..image import find_images
-from ..models import FeatureNet
-from ..transfer.backbones import Backbone
-from ..transfer.names import BACKBONES, FEATURE_NET_LAYERS
-from .classifier import Classifier, load_classifier
+from ..models.backbone import Backbone
+from ..models.classifier import Classifier
+from ..models.features import FeatureNet
+from ..models.names import BACKBONES, FEATURE_NET_LAYERS, FEATURE_NETWORKS
 from .hooks import capture, get_layer
-
-#: Feature networks (named layers ``relu1_1``, ...; no classifier head), loaded with ``get_feature_net``.
-FEATURE_NETWORKS = tuple(FEATURE_NET_LAYERS)
 
 
 @dataclass
@@ -77,10 +74,10 @@ def load_network(spec: str | os.PathLike | Network | Classifier | FeatureNet = "
                  device: str | torch.device = "auto") -> Network:
     """``spec`` as a :class:`Network` on ``device`` (``auto``: CUDA > MPS > CPU).
 
-    ``spec``: a feature-network name (``vgg19``, ``vgg16``, ``alexnet``; resize 256, crop 224), anything
-    :func:`~percept.understand.load_classifier` takes (a classifier name or a run folder), or an object already
-    loaded (a :class:`~percept.understand.Classifier`, a :class:`~percept.models.FeatureNet`, a :class:`Network`),
-    which keeps its device.
+    ``spec``: a feature-network name (``vgg19``, ``vgg16``, ``alexnet``; resize 256, crop 224), a classifier name
+    or a run folder (``get_model(spec, kind="classifier")``), or an object already loaded (a
+    :class:`~percept.models.Classifier`, a :class:`~percept.models.FeatureNet`, a :class:`Network`), which keeps its
+    device.
     """
     if isinstance(spec, Network):
         return spec
@@ -88,12 +85,12 @@ def load_network(spec: str | os.PathLike | Network | Classifier | FeatureNet = "
         return Network(spec.model, spec.id, f"{spec.id}#{parameter_digest(spec.model)}", spec.resize, spec.crop)
     if isinstance(spec, FeatureNet):
         return Network(spec, spec.arch, f"{spec.arch}#{parameter_digest(spec)}", 256, 224)
-    if str(spec) in FEATURE_NETWORKS:
-        from ..models import get_feature_net
+    from ..models import get_model
 
-        net = get_feature_net(str(spec), device=resolve_device(device))
+    if str(spec) in FEATURE_NETWORKS:
+        net = get_model(str(spec), kind="features", device=device)
         return Network(net, str(spec), net.weights.id, 256, 224)
-    classifier = load_classifier(spec, device=device)
+    classifier = get_model(spec, kind="classifier", device=device)
     ident = classifier.id if str(spec) in BACKBONES else f"{classifier.id}#{parameter_digest(classifier.model)}"
     return Network(classifier.model, str(spec), ident, classifier.resize, classifier.crop)
 
@@ -189,17 +186,17 @@ def default_layer(network: Network) -> str:
 
 def layer_backbone(network: str | os.PathLike | Network | Classifier | FeatureNet = "efficientnet_lite0", *,
                    layer: str | None = None, device: str | torch.device = "auto") -> Backbone:
-    """A frozen :class:`~percept.transfer.backbones.Backbone` mapping ``(B, 3, crop, crop)`` in [0, 1] to
-    ``(B, C)``: ``layer``'s output averaged over space, on the network's device.
+    """A frozen :class:`~percept.models.Backbone` mapping ``(B, 3, crop, crop)`` in [0, 1] to ``(B, C)``:
+    ``layer``'s output averaged over space, on the network's device.
 
     ``layer=None`` gives the pooled penultimate features: for a backbone name (``efficientnet_lite0``, ``vgg19``,
-    ``resnet18``, ...) exactly :func:`~percept.transfer.backbones.get_backbone` (the vectors ``percept train``
-    caches), otherwise :func:`default_layer`. The layer is part of ``weights_id`` and so of the cache id.
+    ``resnet18``, ...) exactly ``get_model(name, kind="backbone")`` (the vectors ``percept train`` caches),
+    otherwise :func:`default_layer`. The layer is part of ``weights_id`` and so of the cache id.
     """
     if layer is None and isinstance(network, (str, os.PathLike)) and str(network) in BACKBONES:
-        from ..transfer.backbones import get_backbone
+        from ..models import get_model
 
-        return get_backbone(str(network), device=resolve_device(device))
+        return get_model(str(network), kind="backbone", device=device)
     net = load_network(network, device=device)
     layer = layer or default_layer(net)
     pooled = PooledLayer(LayerOutput(net.model, layer, probe_size=net.crop))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchvision.utils import make_grid
 
 from ..errors import PerceptError
 from ..models.preprocess import CaffeBGR
+from .explanation import Explanation, explained
+from .features import load_network
+from .params import FiltersParams, explain_settings
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -42,3 +47,12 @@ def filter_grid(filters: torch.Tensor, *, columns: int = 8, cell: int = 32, padd
     shown = (filters / (2 * scale) + 0.5).clamp(0, 1)
     shown = nn.functional.interpolate(shown, size=(cell, cell), mode="nearest")
     return make_grid(shown, nrow=columns, padding=padding, pad_value=1.0).unsqueeze(0)
+
+
+def explain_filters(**settings: Any) -> Explanation[torch.Tensor]:
+    """Load the network of ``settings`` (:class:`~percept.understand.params.FiltersParams`) and draw its first
+    layer's filters; the result is the filters ``(N, 3, k, k)``."""
+    params = explain_settings(FiltersParams, settings)
+    filters = first_layer_filters(load_network(params.model, device=params.device).model)
+    return explained(params, filter_grid(filters, columns=params.columns), filters, filters=int(filters.shape[0]),
+                     kernel=list(filters.shape[2:]))

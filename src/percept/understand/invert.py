@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,12 +25,16 @@ from tqdm.auto import tqdm
 
 from ..device import module_device
 from ..errors import PerceptError
+from ..image import to_tensor
 from ..losses import content_loss, range_loss, tv_loss
+from ..record import describe_input
 from .ascent import check_image, network, psnr
-from .classifier import Classifier
+from ..models.classifier import Classifier
+from .explanation import Explanation, as_pil, explained
+from .features import load_network
 from .hooks import layer_outputs, no_inplace
+from .params import OPTIMIZERS, InvertParams, explain_settings
 
-OPTIMIZERS = ("lbfgs", "adam")
 #: Weight of :func:`percept.losses.range_loss` under L-BFGS (as in percept's style transfer).
 RANGE_WEIGHT = 1e4
 
@@ -136,3 +141,18 @@ def invert(model: nn.Module | Classifier, image: torch.Tensor, layers: Sequence[
                                    tv_weight=tv_weight, alpha_weight=alpha_weight, alpha=alpha, noise=noise, seed=seed,
                                    progress=progress) for layer in layers]
     return InversionResult(image.detach().cpu(), inversions)
+
+
+def explain_invert(image: Any, *, progress: bool = False, **settings: Any) -> Explanation[InversionResult]:
+    """Load the network of ``settings`` (:class:`~percept.understand.params.InvertParams`; ``layers`` default to
+    the model's, :data:`~percept.understand.params.INVERT_LAYERS`) and invert ``image`` (a file, PIL image or
+    tensor; longest side ``size``) from each layer. Figure: original | layer 1 | layer 2 ..."""
+    params = explain_settings(InvertParams, settings)
+    layers = params.resolved_layers()
+    x = to_tensor(as_pil(image), longest=params.size)
+    r = invert(load_network(params.model, device=params.device).model, x, layers, steps=params.steps,
+               optimizer=params.optimizer, tv_weight=params.tv_weight, alpha_weight=params.alpha_weight,
+               seed=params.seed, progress=progress)
+    return explained(params, r.strip(), r, inputs={"image": describe_input(image)}, layers=layers,
+                     psnr={inv.layer: round(inv.psnr, 2) for inv in r.inversions},
+                     feature_error={inv.layer: round(inv.loss, 5) for inv in r.inversions})

@@ -1,4 +1,5 @@
-"""Labelled image grids: tiles with a caption under each and an optional coloured frame (neighbours, patches)."""
+"""Composing figures: images side by side (saliency, attack, class images) and labelled grids, tiles with a
+caption under each and an optional coloured frame (neighbours, patches)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ Colour = tuple[int, int, int]
 GOOD: Colour = (40, 160, 60)
 BAD: Colour = (210, 50, 40)
 NEUTRAL: Colour = (150, 150, 150)
+
+
+def side_by_side(*images: torch.Tensor) -> torch.Tensor:
+    """Images ``(1, 3, H, W_i)`` of one height, left to right: ``(1, 3, H, sum W_i)`` on the CPU."""
+    heights = {int(image.shape[-2]) for image in images}
+    if not images or len(heights) != 1:
+        raise PerceptError(f"side by side needs images of one height, got heights {sorted(heights)}")
+    return torch.cat([image.detach().cpu() for image in images], dim=3)
 
 
 def thumbnail(path: str | os.PathLike, size: int) -> torch.Tensor:

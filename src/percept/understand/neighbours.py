@@ -13,16 +13,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import PerceptError
-from ..transfer.backbones import Backbone
-from .features import FolderFeatures, embed_paths, folder_features
+from ..image import find_images, load_image
+from ..record import describe_input
+from ..models.backbone import Backbone
+from .explanation import Explanation, explained, folder_input
+from .features import FolderFeatures, embed_paths, folder_features, layer_backbone
 from .montage import BAD, GOOD, NEUTRAL, labelled_grid, thumbnail
-
-METRICS = ("cosine", "euclidean")
+from .params import METRICS, POOLED, NeighboursParams, explain_settings
 
 
 @dataclass
@@ -140,3 +143,23 @@ def neighbours_grid(result: Neighbours, *, cell: int = 112, font_size: int = 11)
             frames.append((GOOD if same[q, j] else BAD) if labelled[q] else NEUTRAL)
     return labelled_grid(torch.stack(tiles), captions, columns=result.indices.shape[1] + 1, frames=frames,
                          font_size=font_size)
+
+
+def explain_neighbours(folder: str | os.PathLike, queries: Sequence[str | os.PathLike], *,
+                       cache_dir: Path | None = None, progress: bool = False, **settings: Any
+                       ) -> Explanation[Neighbours]:
+    """Index ``folder`` with the network and layer of ``settings`` (:class:`~percept.understand.params.
+    NeighboursParams`; features cached in ``cache_dir``) and draw the ``k`` nearest images of each query, one row
+    per query (:func:`neighbours_grid`). Folder and queries are checked before the network is loaded."""
+    params = explain_settings(NeighboursParams, settings)
+    find_images(folder, "image")
+    for query in queries:
+        load_image(query, what="query image")
+    backbone = layer_backbone(params.model, layer=params.layer or None, device=params.device)
+    r = neighbours(backbone, folder, queries, k=params.k, metric=params.metric, cache_dir=cache_dir,
+                   batch_size=params.batch_size, progress=progress)
+    return explained(params, neighbours_grid(r, cell=params.cell), r,
+                     inputs={"folder": folder_input(folder), "queries": [describe_input(q) for q in queries]},
+                     layer=params.layer or POOLED, queries=[str(q) for q in r.queries],
+                     neighbours=[[str(p) for p in row] for row in r.paths], classes=r.labels,
+                     distances=[[round(float(d), 4) for d in row] for row in r.distances])

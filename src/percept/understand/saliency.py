@@ -24,17 +24,24 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PerceptError
-from .classifier import Classifier
+from ..image import to_tensor
+from ..record import describe_input
+from ..models import get_model
+from ..models.classifier import Classifier
+from .explanation import Explanation, as_pil, explained
 from .hooks import capture, no_inplace
-
-METHODS = ("gradient", "smoothgrad", "guided", "gradcam", "occlusion")
-BASELINES = ("mean", "blur", "zero")
+from .montage import side_by_side
+from .params import OCCLUSION_BASELINES as BASELINES
+from .params import SALIENCY_METHODS as METHODS
+from .params import SaliencyParams, explain_settings
 
 
 def target_index(classifier: Classifier, image: torch.Tensor, target: str | int | None) -> int:
@@ -193,3 +200,37 @@ def overlay(image: torch.Tensor, heat: torch.Tensor, *, alpha: float = 0.5, colo
     scaled = (heat / heat.max()).nan_to_num(0.0) if float(heat.max()) > 0 else torch.zeros_like(heat)
     colour = torch.from_numpy(colormaps[colormap](scaled.numpy())[..., :3]).permute(2, 0, 1).float()
     return ((1 - alpha) * image.cpu() + alpha * colour.unsqueeze(0)).clamp(0, 1)
+
+
+@dataclass
+class SaliencyResult:
+    """A saliency map and what it explains.
+
+    Attributes:
+        image: the input as the classifier saw it, ``(1, 3, H, W)`` in [0, 1], CPU.
+        heat: the map ``(H, W)``, >= 0.
+        target, target_name: the class explained.
+        top: the classifier's most probable class for the image and its probability.
+    """
+
+    image: torch.Tensor
+    heat: torch.Tensor
+    target: int
+    target_name: str
+    top: tuple[str, float]
+
+
+def explain_saliency(image: Any, **settings: Any) -> Explanation[SaliencyResult]:
+    """Load the classifier of ``settings`` (:class:`~percept.understand.params.SaliencyParams`), explain ``image``
+    (a file, PIL image or tensor; its centre crop, or the whole image with ``whole=True``) and draw it with the
+    heat-map overlay beside it: figure ``(1, 3, H, 2 W)``."""
+    params = explain_settings(SaliencyParams, settings)
+    pil = as_pil(image)
+    classifier = get_model(params.model, device=params.device, kind="classifier")
+    x = to_tensor(pil, longest=classifier.resize) if params.whole else classifier.prepare(pil).cpu()
+    target = params.target if params.target != "" else None
+    heat, index = saliency(classifier, x, method=params.method, target=target, **params.method_options())
+    top = classifier.top(x, 1)[0][0]
+    result = SaliencyResult(x.cpu(), heat, index, classifier.classes[index], top)
+    return explained(params, side_by_side(x, overlay(x, heat)), result, inputs={"image": describe_input(image)},
+                     weights_id=classifier.id, top=top[0], **{"class": result.target_name})

@@ -21,6 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,9 +29,11 @@ from tqdm.auto import tqdm
 
 from ..errors import PerceptError
 from ..image import find_images, load_image
-from .classifier import Classifier
+from ..models.classifier import Classifier
+from .explanation import Explanation, explained, folder_input
 from .features import LayerOutput, Network, class_label, load_network
 from .montage import labelled_grid
+from .params import TopPatchesParams, explain_settings
 
 
 @dataclass
@@ -158,7 +161,7 @@ def top_patches(network: str | os.PathLike | Network | Classifier, folder: str |
     measured receptive field, at most the network's crop size). ``batch_size`` images go through the network at
     once. A channel out of range or a layer without a spatial map is a one-line error.
     """
-    from ..transfer.backbones import view_transform
+    from ..models.views import view_transform
 
     if k < 1 or per_image < 1 or batch_size < 1:
         raise PerceptError(f"k, per-image and batch size must be >= 1, got {k}, {per_image}, {batch_size}")
@@ -211,3 +214,21 @@ def patches_grid(result: TopPatches, *, columns: int = 8, cell: int = 96, font_s
                                             antialias=result.patches.shape[-1] > cell).clamp(0, 1)
     captions = [[label, f"{value:.2f}"] for label, value in zip(result.labels, result.values)]
     return labelled_grid(tiles, captions, columns=min(columns, len(tiles)), font_size=font_size)
+
+
+def explain_top_patches(folder: str | os.PathLike, *, progress: bool = False, **settings: Any
+                        ) -> Explanation[TopPatches]:
+    """The strongest patches of ``folder`` for the network, layer and channel of ``settings``
+    (:class:`~percept.understand.params.TopPatchesParams`), drawn strongest first (:func:`patches_grid`)."""
+    params = explain_settings(TopPatchesParams, settings)
+    if not params.layer or params.channel is None:
+        raise PerceptError("give the layer and the channel to show (--layer LAYER --channel N; `percept explain "
+                           "layers` lists the layers)")
+    r = top_patches(params.model, folder, layer=params.layer, channel=params.channel, k=params.k,
+                    per_image=params.per_image, patch=params.patch or None, batch_size=params.batch_size,
+                    device=params.device, progress=progress)
+    rf = r.receptive_field
+    return explained(params, patches_grid(r, columns=params.columns, cell=params.cell), r,
+                     inputs={"folder": folder_input(folder)}, sources=[str(p) for p in r.paths], classes=r.labels,
+                     activations=[round(float(v), 4) for v in r.values], boxes=r.boxes.tolist(),
+                     receptive_field=rf.size, stride=rf.stride)

