@@ -3,7 +3,7 @@
 The main entry points are imported lazily (PEP 562), so ``import percept`` and ``percept --help`` are fast.
 """
 
-from importlib import import_module
+from .lazy import exports
 
 __version__ = "0.1.0"
 
@@ -12,7 +12,4 @@ _EXPORTS = {"StyleParams": "style", "AdainParams": "style", "NetworkParams": "st
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)

@@ -38,6 +38,15 @@ def setting(default: Any, help: str, *, metavar: str | None = None, choices: tup
     return field(default=default, metadata=metadata)
 
 
+#: What every ``device`` setting accepts.
+DEVICE_HELP = "device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"
+
+
+def device_setting(**meta: Any) -> Any:
+    """The ``device`` field of a settings dataclass (default ``auto``: CUDA, then Apple MPS, then the CPU)."""
+    return setting("auto", DEVICE_HELP, **meta)
+
+
 def default_of(f: dataclasses.Field) -> Any:
     """The default value of a dataclass field (calling its factory)."""
     return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]

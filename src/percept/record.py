@@ -73,7 +73,10 @@ def make_record(method: str, params: dict[str, Any], *, inputs: dict[str, Any] |
 
 def read_record(path: str | os.PathLike, *, what: str = "--params-from image") -> dict[str, Any]:
     """The record stored in a percept output; one-line errors for a missing, unreadable or foreign file."""
-    from .image import load_image, read_metadata  # Pillow; imported here to keep this module light
+    from .image import (  # Pillow; imported here to keep this module light
+        load_image,
+        read_metadata,
+    )
 
     load_image(path, what=what)  # one-line errors for missing or damaged files
     record = read_metadata(path)

@@ -15,8 +15,6 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import PerceptError
-
 _SCALARS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "Path": Path}
 
 
@@ -152,41 +150,7 @@ def settings_from_args(args: argparse.Namespace, cls: type, *, only: Iterable[st
             and (generated is None or f.name in generated)}
 
 
-def _add_param_options(parser: argparse.ArgumentParser, texture: bool) -> None:
-    from ..style.params import StyleParams, method_settings
-
-    group = parser.add_argument_group("style options (also keyword arguments of percept.stylize)")
-    add_settings(group, StyleParams, only=method_settings("texture" if texture else "optimize"))
-
-
-def _settings(args: argparse.Namespace, texture: bool) -> dict[str, Any]:
-    """Explicit options, on top of parameters recorded in ``--params-from`` (if given)."""
-    from ..image import load_image, read_metadata
-    from ..style.params import StyleParams, method_settings
-
-    names = set(method_settings("texture" if texture else "optimize"))
-    settings: dict[str, Any] = {}
-    if getattr(args, "params_from", None):
-        load_image(args.params_from, what="--params-from image")  # one-line errors for bad files
-        record = read_metadata(args.params_from)
-        if not record or "params" not in record:
-            raise PerceptError(f"{args.params_from!r} holds no percept parameters (was it made by percept?)")
-        settings.update({k: v for k, v in record["params"].items() if k in names})
-    settings.update(settings_from_args(args, StyleParams, only=names))
-    return settings
-
-
-def _add_compute_options(p: argparse.ArgumentParser, *, batch: str, cache: bool = True) -> None:
-    """--batch-size (``batch`` describes its default), --device, --cache-dir (if ``cache``) and --quiet."""
-    p.add_argument("--batch-size", type=int, default=None, help=f"images per batch; bounds memory (default: {batch})")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default: auto)")
-    if cache:
-        p.add_argument("--cache-dir", type=Path, default=None,
-                       help="feature cache folder (default: $PERCEPT_CACHE/features or ~/.cache/percept/features)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (default: off)")
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("-o", "--output", required=True, metavar="OUT.png",
                    help="output image; parameters are stored in it (PNG text chunk) (required)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PerceptError
-from .options import _add_common, add_settings, settings_from_args
+from .options import add_output_options, add_settings, settings_from_args
 
 EPILOG_STYLIZE = """\
 examples:
@@ -222,7 +222,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..style.params import METHODS, AdainParams, NetworkParams, StyleParams, method_settings
+    from ..style.params import (
+        METHODS,
+        AdainParams,
+        NetworkParams,
+        StyleParams,
+        method_settings,
+    )
 
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -245,7 +251,7 @@ def register(sub) -> None:
                    help="optimize: Gatys et al., best quality, minutes; adain: any style in one forward pass, "
                    "seconds; network: a trained network (--model) (default: the method of --params-from, else "
                    "network with --model, else optimize)")
-    _add_common(p)
+    add_output_options(p)
     shown = add_settings(p.add_argument_group("optimisation options (also keyword arguments of "
                                               "percept.stylize)"), StyleParams, only=method_settings("optimize"))
     g = p.add_argument_group(f"AdaIN options (--method adain; also {uses('adain', shown)})")
@@ -262,7 +268,7 @@ def register(sub) -> None:
         epilog=EPILOG_TEXTURE,
     )
     p.add_argument("source", metavar="SOURCE", help="texture sample image")
-    _add_common(p)
+    add_output_options(p)
     add_settings(p.add_argument_group("texture options (also keyword arguments of percept.synthesize_texture)"),
                  StyleParams, only=method_settings("texture"))
     p.set_defaults(func=_cmd_texture)

@@ -15,7 +15,13 @@ from pathlib import Path
 from ..errors import PerceptError
 from ..params import defaults
 from ..transfer.finetune_params import FinetuneParams, LrFindParams
-from ..transfer.params import AugmentOverrides, AugmentPreviewParams, EvaluateParams, FeaturesParams, PredictParams
+from ..transfer.params import (
+    AugmentOverrides,
+    AugmentPreviewParams,
+    EvaluateParams,
+    FeaturesParams,
+    PredictParams,
+)
 from . import transfer_export
 from .options import add_settings, settings_from_args
 

@@ -7,13 +7,13 @@ layers (``FeatureNet``), ImageNet classifiers and trained runs (``Classifier``),
 Names are imported lazily (PEP 562), so that reading :mod:`percept.models.names` does not import torch.
 """
 
-from importlib import import_module
+from ..lazy import exports
 
 _EXPORTS = {
     "get_model": "registry", "list_models": "registry", "get_entry": "registry", "list_entries": "registry",
     "get_weights": "registry", "list_weights": "registry", "ModelEntry": "registry", "register": "registry",
     "describe": "summary", "catalog_json": "summary",
-    "FeatureNet": "features", "ARCHITECTURES": "features", "layer_names": "features",
+    "FeatureNet": "feature_net", "ARCHITECTURES": "feature_net", "layer_names": "feature_net",
     "Classifier": "classifier", "Backbone": "backbone",
     "EfficientNetLite": "efficientnet", "efficientnet_lite": "efficientnet",
     "Weights": "weights", "ClassifierWeights": "weights",
@@ -25,7 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)

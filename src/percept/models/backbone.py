@@ -96,7 +96,7 @@ def build_backbone(weights: Weights, *, pretrained: bool = True, device: str | t
         backbone = Backbone(name, net.weights.id, _PooledEfficientNet(net), net.feature_dim, net.weights.resize_size,
                             size)
     elif name in FEATURE_NET_LAYERS:
-        from .features import build_feature_net
+        from .feature_net import build_feature_net
 
         net = build_feature_net(weights)
         layer = FEATURE_NET_LAYERS[name]

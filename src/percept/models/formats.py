@@ -1,7 +1,7 @@
 """How each weights file format decodes to percept's layer names (the *format decoders*).
 
 A decoder reads one file and returns a *canonical state dict*: ``{"conv1_1.weight": (O, I, kH, kW),
-"conv1_1.bias": (O,), ...}`` keyed by the layer names of :mod:`percept.models.features` (``dconv4_1.weight`` ...
+"conv1_1.bias": (O,), ...}`` keyed by the layer names of :mod:`percept.models.feature_net` (``dconv4_1.weight`` ...
 for the AdaIN decoder; EfficientNet's own names for an EfficientNet-Lite checkpoint). Where a file comes from is
 the business of :mod:`percept.models.sources`.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import PerceptError
-from .features import ARCHITECTURES, DECODER_ARCHITECTURES, ConvSpec, conv_specs
+from .feature_net import ARCHITECTURES, DECODER_ARCHITECTURES, ConvSpec, conv_specs
 from .preprocess import CAFFE_BGR_MEAN
 
 StateDict = dict[str, torch.Tensor]

@@ -30,7 +30,14 @@ from ..device import resolve_device
 from ..errors import PerceptError
 from . import catalog
 from .formats import DECODER_FORMAT
-from .names import BACKBONES, EFFICIENTNET_LITE, FEATURE_NETWORKS, KINDS, TORCHVISION_CLASSIFIERS, did_you_mean
+from .names import (
+    BACKBONES,
+    EFFICIENTNET_LITE,
+    FEATURE_NETWORKS,
+    KINDS,
+    TORCHVISION_CLASSIFIERS,
+    did_you_mean,
+)
 from .weights import Weights, looks_like_path, resolve_weights
 
 #: How the kinds are named in messages.
@@ -96,7 +103,7 @@ class ModelEntry:
 
 
 def _builtin() -> list[ModelEntry]:
-    features = "percept.models.features:build_feature_net"
+    features = "percept.models.feature_net:build_feature_net"
     entries = [
         ModelEntry(name, "features", features, f"{name} convolutional features with named layers",
                    tuple(w for w in catalog.FEATURE_WEIGHTS if w.arch == name), catalog.feature_user_weights,

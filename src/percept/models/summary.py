@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .features import ARCHITECTURES, layer_names
 from ..params import from_settings
+from .feature_net import ARCHITECTURES, layer_names
 from .names import FEATURE_NET_LAYERS
 from .params import DescribeParams
 from .registry import ModelEntry, entry_for_path, get_entry, list_entries

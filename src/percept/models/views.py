@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..errors import PerceptError
 
-
 #: Test-time augmentation: which views of an image are averaged.
 TTA_VIEWS = {
     "none": ("center",),
@@ -22,7 +21,9 @@ def view_transform(resize: int, crop: int, view: str = "center"):
 
     Views: ``center``, ``center_flip`` (mirrored), ``top_left``, ``top_right``, ``bottom_left``, ``bottom_right``.
     """
-    from torchvision import transforms  # imported here: torchvision takes seconds to import
+    from torchvision import (
+        transforms,  # imported here: torchvision takes seconds to import
+    )
     from torchvision.transforms import functional as TF
 
     def corner(img, name: str):

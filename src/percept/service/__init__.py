@@ -3,7 +3,7 @@
 Names are imported lazily (PEP 562): the web layer and the CLI import only what they use.
 """
 
-from importlib import import_module
+from ..lazy import exports
 
 _EXPORTS = {"Service": "core", "QueueFull": "store", "ServiceConfig": "config", "WorkerConfig": "config",
             "Job": "store", "JobStore": "store", "Style": "styles", "list_styles": "styles", "get_style": "styles",
@@ -11,7 +11,4 @@ _EXPORTS = {"Service": "core", "QueueFull": "store", "ServiceConfig": "config", 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)

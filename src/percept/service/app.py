@@ -30,9 +30,9 @@ from .core import QueueFull, Service
 from .safety import (
     RateLimiter,
     Rejected,
+    cancel_token,
     check_cancel_token,
     check_image,
-    cancel_token,
     load_secret,
     megabytes,
     valid_style_id,

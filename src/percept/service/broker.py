@@ -23,7 +23,16 @@ from typing import Any
 
 from ..errors import PerceptError
 from ..image import atomic_write
-from .broker_protocol import QUEUE, STATE_FIELDS, TASK, as_text, connect, key, serializer, unreachable
+from .broker_protocol import (
+    QUEUE,
+    STATE_FIELDS,
+    TASK,
+    as_text,
+    connect,
+    key,
+    serializer,
+    unreachable,
+)
 from .broker_worker import execute  # noqa: F401  (the RQ task is enqueued under this module's name: TASK)
 from .config import ServiceConfig
 from .notify import notify
@@ -278,7 +287,8 @@ class RedisBroker:
     def _waiting(self, job: Job, attempt: str, queued: set[str]) -> None:
         """An attempt no worker has reported on: is RQ still holding it? (``queued``: the attempts waiting in the
         queue; the others are looked up by status only: an RQ job's hash also holds its inputs.)"""
-        from rq.job import Job as RQJob, JobStatus
+        from rq.job import Job as RQJob
+        from rq.job import JobStatus
         from rq.utils import utcparse
 
         if attempt in queued:

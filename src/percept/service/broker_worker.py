@@ -16,7 +16,15 @@ from typing import Any
 from ..errors import PerceptError
 from .broker_protocol import KEEP, QUEUE, as_text, connect, key, serializer, unreachable
 from .config import WorkerConfig, service_packages
-from .runner import Progress, Stop, decode_image, encode_png, internal_error, paint, result_metadata
+from .runner import (
+    Progress,
+    Stop,
+    decode_image,
+    encode_png,
+    internal_error,
+    paint,
+    result_metadata,
+)
 from .styles import load_style_image
 from .workers import worker_name
 

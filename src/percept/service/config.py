@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PerceptError
-from ..params import defaults, from_settings, setting
+from ..params import defaults, device_setting, from_settings, setting
 
 MIB = 1024 * 1024
 BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -96,7 +96,7 @@ def _from_env(cls: type, overrides: dict[str, object]) -> object:
 
 
 def _device() -> Any:
-    return setting("auto", "device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    return device_setting()
 
 
 def _iterations(help: str) -> Any:

@@ -23,7 +23,14 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import PerceptError
-from ..image import combine_luminance_chroma, load_image, png_info, save_image, to_pil, to_tensor
+from ..image import (
+    combine_luminance_chroma,
+    load_image,
+    png_info,
+    save_image,
+    to_pil,
+    to_tensor,
+)
 from .store import Job, JobStore, job_dir
 from .styles import load_style_image
 
@@ -86,7 +93,10 @@ def paint(
     ``iterations``: L-BFGS steps per stage for ``quality`` (0: :func:`quality_iterations`).
     Raises :class:`PerceptError` for a job that cannot be painted.
     """
-    from ..style import stylize, stylize_adain  # torch-heavy: loaded by the worker, not the web process
+    from ..style import (  # torch-heavy: loaded by the worker, not the web process
+        stylize,
+        stylize_adain,
+    )
 
     p = params
     preserve = "luminance" if p["preserve_color"] else "none"

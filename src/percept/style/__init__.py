@@ -1,6 +1,6 @@
 """Style transfer and texture synthesis (names imported lazily, PEP 562, to keep the CLI start fast)."""
 
-from importlib import import_module
+from ..lazy import exports
 
 _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
             "synthesize_texture": "optimize", "StyleParams": "params", "AdainParams": "params",
@@ -9,7 +9,4 @@ _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimi
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)

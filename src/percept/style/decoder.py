@@ -2,7 +2,7 @@
 
 The decoder ``g`` maps relu4_1 features ``(B, 512, h, w)`` of the reflection-padded ``vgg19:gatys`` encoder to
 an RGB image ``(B, 3, 8h, 8w)`` meant to lie in ``[0, 1]`` (it is not clamped). Its layers are those of
-:func:`percept.models.features.mirror_layers`: the encoder's convolutions in reverse order with channels
+:func:`percept.models.feature_net.mirror_layers`: the encoder's convolutions in reverse order with channels
 swapped, a ReLU after each but the last, 2x nearest-neighbour upsampling in place of each pooling layer,
 reflection padding and no normalisation layers (Huang & Belongie 2017, Sec. 6.1).
 
@@ -26,8 +26,13 @@ from torch import nn
 from .. import __version__
 from ..errors import PerceptError
 from ..image import atomic_write
-from ..models.features import DECODER_ARCHITECTURES, ConvSpec, UpsampleSpec
-from ..models.formats import ADAIN_ENCODER, DECODER_FORMAT, DECODER_FORMAT_VERSION, read_decoder_file
+from ..models.feature_net import DECODER_ARCHITECTURES, ConvSpec, UpsampleSpec
+from ..models.formats import (
+    ADAIN_ENCODER,
+    DECODER_FORMAT,
+    DECODER_FORMAT_VERSION,
+    read_decoder_file,
+)
 from ..models.registry import get_weights
 from ..models.sources import UserFile
 

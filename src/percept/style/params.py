@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import PerceptError
-from ..params import check_choices, setting
+from ..params import check_choices, device_setting, setting
 from ..record import command_line
 from ..record import params_from as read_params
 
@@ -30,7 +30,6 @@ DEFAULT_STYLE_LAYERS = {
 }
 DEFAULT_CONTENT_LAYERS = {"vgg19": ["relu4_2"], "vgg16": ["relu3_3"], "alexnet": ["relu4"]}
 PRESERVE_COLOR = ("none", "luminance", "match")
-DEVICE_HELP = "device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"
 BLEND_HELP = "one weight per style when blending several (>= 0, normalised to sum 1; default: equal)"
 
 
@@ -93,7 +92,7 @@ class StyleParams:
                                  texture=True)
     pooling: str = setting("max", "pooling in the network: max or avg", texture=True)
     seed: int = setting(0, "random seed (noise init, determinism)", texture=True)
-    device: str = setting("auto", DEVICE_HELP, texture=True)
+    device: str = device_setting(texture=True)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -159,7 +158,7 @@ class AdainParams:
                         metavar="MASK.png", shown="off")
     decoder: str = setting("", "AdaIN decoder: a name from `percept models` or a file from `percept train-adain`",
                            metavar="NAME|FILE", shown="the shipped decoder")
-    device: str = setting("auto", DEVICE_HELP)
+    device: str = device_setting()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -205,7 +204,7 @@ class NetworkParams:
     stats_size: int | None = setting(None, "with tiles: longest side of the downscaled copy the statistics come "
                                      "from", metavar="N", shown="the tile size")
     batch_size: int = setting(4, "images of equal size stylised together")
-    device: str = setting("auto", DEVICE_HELP)
+    device: str = device_setting()
 
     def __post_init__(self) -> None:
         if self.style_index is not None and self.style_blend_weights:

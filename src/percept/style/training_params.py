@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PerceptError
-from ..params import setting
-from .params import DEVICE_HELP
+from ..params import device_setting, setting
 
 LR_SCHEDULES = ("constant", "linear")
 LOSS_NETWORK_CHOICES = ("vgg16", "vgg19")
@@ -62,7 +61,7 @@ class TrainAdainParams:
     seed: int = setting(0, "seeds the initialisation and every batch (reproducible, also across resumes)")
     checkpoint_every: int = setting(1000, "write OUT.ckpt every N steps, to resume from", metavar="N")
     log_every: int = setting(100, "the history holds the mean losses of every N steps", metavar="N")
-    device: str = setting("auto", DEVICE_HELP)
+    device: str = device_setting()
     workers: int | None = _workers()
     amp: bool | None = _amp()
 
@@ -110,7 +109,7 @@ class TrainStyleParams:
                                     metavar="N")
     sample_content: str | None = setting(None, "photo the samples show (unset: the first photo)", metavar="PHOTO")
     seed: int = setting(0, "seeds the network's initialisation, the photo order and the crops")
-    device: str = setting("auto", DEVICE_HELP)
+    device: str = device_setting()
     workers: int | None = _workers()
     amp: bool | None = _amp()
 

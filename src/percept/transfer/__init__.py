@@ -3,7 +3,7 @@
 Names are imported lazily (PEP 562) so that ``percept --help`` does not pay for scikit-learn and torchvision.
 """
 
-from importlib import import_module
+from ..lazy import exports
 
 _EXPORTS = {
     "DatasetSplit": "data", "scan_dataset": "data",
@@ -16,7 +16,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..device import resolve_device
 from ..image import load_image
+from ..models.views import view_transform
 from ..training import loader_options
 from .augment import batch_mixer, get_augment, image_transform
-from ..models.views import view_transform
 from .data import DatasetSplit, Sample, scan_dataset
 from .distributed import DistContext
 from .finetune_net import FinetuneNet

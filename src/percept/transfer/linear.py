@@ -29,12 +29,12 @@ from sklearn.svm import LinearSVC
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
+from ..models import get_model
 from ..params import from_settings, to_record
 from ..record import make_record
 from .augment import get_augment
-from ..models import get_model
 from .data import scan_dataset
-from .features import embed_images
+from .feature_cache import embed_images
 from .names import CLASSIFIERS
 from .params import FeaturesParams
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import PerceptError
-from ..params import check_choices, setting
 from ..models.names import BACKBONES
+from ..params import check_choices, device_setting, setting
 from .names import CLASSIFIERS
 
 AUGMENT_PRESETS = ("none", "light", "strong")
@@ -32,7 +32,7 @@ def _batch_size() -> Any:
 
 
 def _device() -> Any:
-    return setting("auto", "device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    return device_setting()
 
 
 def _cache_dir() -> Any:

@@ -21,10 +21,10 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import check_writable, load_image
-from ..params import from_settings, to_record
 from ..models import TTA_VIEWS, get_model, view_transform
+from ..params import from_settings, to_record
 from .data import IMAGE_EXTENSIONS, scan_dataset
-from .features import embed_images
+from .feature_cache import embed_images
 from .linear import probabilities
 from .params import EvaluateParams, PredictParams
 

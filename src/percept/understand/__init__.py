@@ -19,8 +19,9 @@ returns an :class:`Explanation`: the figure, its record and the method's result.
 """
 
 import sys
-from importlib import import_module
 from types import ModuleType
+
+from ..lazy import exports
 
 _MODULES = {
     "activations": ["ActivationMaps", "activation_maps", "explain_activations", "maps_grid", "strongest_channels"],
@@ -30,7 +31,7 @@ _MODULES = {
     "dream": ["DreamResult", "dream", "explain_dream"],
     "embedding": ["Embedding", "FolderEmbedding", "embedding", "embedding_figure", "explain_embedding"],
     "explanation": ["Explanation"],
-    "features": ["FolderFeatures", "LayerOutput", "Network", "folder_features", "layer_backbone", "load_network"],
+    "layer_features": ["FolderFeatures", "LayerOutput", "Network", "folder_features", "layer_backbone", "load_network"],
     "filters": ["explain_filters", "filter_grid", "first_layer_filters"],
     "hooks": ["capture", "get_layer", "layer_names", "no_inplace"],
     "invert": ["Inversion", "InversionResult", "explain_invert", "invert"],
@@ -44,10 +45,7 @@ _EXPORTS = {name: module for module, names in _MODULES.items() for name in names
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)
 
 
 class _Package(ModuleType):

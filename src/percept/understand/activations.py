@@ -15,8 +15,8 @@ from ..image import to_tensor
 from ..record import describe_input
 from .ascent import check_image
 from .explanation import Explanation, as_pil, explained
-from .features import load_network
 from .hooks import layer_outputs
+from .layer_features import load_network
 from .params import ActivationsParams, explain_settings
 
 

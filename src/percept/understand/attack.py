@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import PerceptError
-from ..record import describe_input
 from ..models import get_model
 from ..models.classifier import Classifier
+from ..record import describe_input
 from .explanation import Explanation, as_pil, explained
 from .hooks import no_inplace
 from .montage import side_by_side

@@ -18,9 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import PerceptError
-from .ascent import ascent_step, blur
 from ..models import get_model
 from ..models.classifier import Classifier
+from .ascent import ascent_step, blur
 from .explanation import Explanation, explained
 from .hooks import no_inplace
 from .montage import side_by_side

@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from ..device import module_device
 from ..errors import PerceptError
 from ..image import resize, to_tensor
+from ..models.classifier import Classifier
 from ..record import describe_input
 from .ascent import ascent_step, check_image, network
-from ..models.classifier import Classifier
 from .explanation import Explanation, as_pil, explained
-from .features import load_network
 from .hooks import layer_outputs, no_inplace
+from .layer_features import load_network
 from .params import DreamParams, explain_settings
 
 

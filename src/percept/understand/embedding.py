@@ -29,7 +29,7 @@ from ..errors import PerceptError
 from ..image import find_images
 from ..models.backbone import Backbone
 from .explanation import Explanation, explained, folder_input
-from .features import FolderFeatures, folder_features, layer_backbone
+from .layer_features import FolderFeatures, folder_features, layer_backbone
 from .montage import thumbnail
 from .params import POOLED, EmbeddingParams, explain_settings
 
@@ -99,8 +99,8 @@ def embedding(backbone: Backbone, folder: str | os.PathLike | FolderFeatures, *,
               progress: bool = False) -> list[Embedding]:
     """One :class:`Embedding` per method of every image under ``folder`` (or of features already computed).
 
-    Features come from :func:`~percept.understand.features.folder_features` (cached; ``batch_size`` images per
-    forward pass); build ``backbone`` with :func:`~percept.understand.features.layer_backbone`.
+    Features come from :func:`~percept.understand.layer_features.folder_features` (cached; ``batch_size`` images per
+    forward pass); build ``backbone`` with :func:`~percept.understand.layer_features.layer_backbone`.
     """
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:

@@ -11,7 +11,7 @@ from torchvision.utils import make_grid
 from ..errors import PerceptError
 from ..models.preprocess import CaffeBGR
 from .explanation import Explanation, explained
-from .features import load_network
+from .layer_features import load_network
 from .params import FiltersParams, explain_settings
 
 

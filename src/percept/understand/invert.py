@@ -27,12 +27,12 @@ from ..device import module_device
 from ..errors import PerceptError
 from ..image import to_tensor
 from ..losses import content_loss, range_loss, tv_loss
+from ..models.classifier import Classifier
 from ..record import describe_input
 from .ascent import check_image, network, psnr
-from ..models.classifier import Classifier
 from .explanation import Explanation, as_pil, explained
-from .features import load_network
 from .hooks import layer_outputs, no_inplace
+from .layer_features import load_network
 from .params import OPTIMIZERS, InvertParams, explain_settings
 
 #: Weight of :func:`percept.losses.range_loss` under L-BFGS (as in percept's style transfer).

@@ -9,8 +9,8 @@ from torch import nn
 
 from ..device import module_device
 from ..models import FeatureNet
-from .features import load_network
 from .hooks import capture, layer_names
+from .layer_features import load_network
 from .params import LayersParams, explain_settings
 
 

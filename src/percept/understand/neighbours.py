@@ -1,6 +1,6 @@
 """Nearest neighbours in feature space: which images of a folder a network finds most similar to a query.
 
-A folder is indexed by a layer's pooled features (:func:`~percept.understand.features.folder_features`, cached per
+A folder is indexed by a layer's pooled features (:func:`~percept.understand.layer_features.folder_features`, cached per
 network, weights and layer); the ``k`` nearest images of each query are found exactly, by brute force (one
 matrix product; fine for folders of thousands of images), by cosine distance by default (``1 - cos``: the
 direction of a ReLU feature vector says what is present, its length mostly how much contrast the image has) or
@@ -20,10 +20,10 @@ import torch
 
 from ..errors import PerceptError
 from ..image import find_images, load_image
-from ..record import describe_input
 from ..models.backbone import Backbone
+from ..record import describe_input
 from .explanation import Explanation, explained, folder_input
-from .features import FolderFeatures, embed_paths, folder_features, layer_backbone
+from .layer_features import FolderFeatures, embed_paths, folder_features, layer_backbone
 from .montage import BAD, GOOD, NEUTRAL, labelled_grid, thumbnail
 from .params import METRICS, POOLED, NeighboursParams, explain_settings
 
@@ -112,9 +112,9 @@ def neighbours(backbone: Backbone, folder: str | os.PathLike, queries: Sequence[
                batch_size: int = 32, progress: bool = False) -> Neighbours:
     """The ``k`` images of ``folder`` nearest to each query image in ``backbone``'s feature space.
 
-    Folder and queries are embedded by :func:`~percept.understand.features.folder_features` (cached; ``batch_size``
+    Folder and queries are embedded by :func:`~percept.understand.layer_features.folder_features` (cached; ``batch_size``
     images per forward pass). ``exclude_self`` leaves a query that is itself in the folder out of its own list.
-    Build ``backbone`` with :func:`~percept.understand.features.layer_backbone` (any layer of any network).
+    Build ``backbone`` with :func:`~percept.understand.layer_features.layer_backbone` (any layer of any network).
     """
     if not queries:
         raise PerceptError("no query images given")

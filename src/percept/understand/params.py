@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import PerceptError
-from ..params import check_choices, default_of, from_settings, setting
+from ..params import check_choices, default_of, device_setting, from_settings, setting
 
 #: Layers ``explain invert`` reconstructs from when none are given, shallow to deep, by model.
 INVERT_LAYERS: dict[str, list[str]] = {
@@ -46,7 +46,7 @@ def _model(default: str = CLASSIFIER) -> Any:
 
 
 def _device() -> Any:
-    return setting("auto", "device: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    return device_setting()
 
 
 def _seed(what: str) -> Any:

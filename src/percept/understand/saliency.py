@@ -33,9 +33,9 @@ from torch import nn
 
 from ..errors import PerceptError
 from ..image import to_tensor
-from ..record import describe_input
 from ..models import get_model
 from ..models.classifier import Classifier
+from ..record import describe_input
 from .explanation import Explanation, as_pil, explained
 from .hooks import capture, no_inplace
 from .montage import side_by_side

@@ -31,7 +31,7 @@ from ..errors import PerceptError
 from ..image import find_images, load_image
 from ..models.classifier import Classifier
 from .explanation import Explanation, explained, folder_input
-from .features import LayerOutput, Network, class_label, load_network
+from .layer_features import LayerOutput, Network, class_label, load_network
 from .montage import labelled_grid
 from .params import TopPatchesParams, explain_settings
 
@@ -156,7 +156,7 @@ def top_patches(network: str | os.PathLike | Network | Classifier, folder: str |
                 device: str | torch.device = "auto", progress: bool = False) -> TopPatches:
     """The ``k`` patches of the images under ``folder`` that activate ``channel`` of ``layer`` most.
 
-    ``network``: anything :func:`~percept.understand.features.load_network` takes (a classifier name, a run folder,
+    ``network``: anything :func:`~percept.understand.layer_features.load_network` takes (a classifier name, a run folder,
     vgg19/vgg16/alexnet, or a loaded model, whose device is used). ``patch``: the window side in px (default: the
     measured receptive field, at most the network's crop size). ``batch_size`` images go through the network at
     once. A channel out of range or a layer without a spatial map is a one-line error.

@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..image import load_image
-from .augment import Augment, image_transform
 from ..models.backbone import Backbone
+from .augment import Augment, image_transform
 
 
 def default_cache_dir() -> Path:

@@ -9,7 +9,7 @@ The feature-space methods (:mod:`~percept.understand.neighbours`, :mod:`~percept
   (hooks removed after every call, in-place activations switched off meanwhile); the forward pass stops right
   after the layer when the layer runs once per pass.
 * :func:`layer_backbone`: a :class:`~percept.models.Backbone` whose vector is the layer's output averaged over
-  space, with the layer in its cache id, so :func:`percept.transfer.features.embed_images` caches the vectors per
+  space, with the layer in its cache id, so :func:`percept.transfer.feature_cache.embed_images` caches the vectors per
   network, weights and layer. Without a layer it is the network's pooled penultimate features: for a backbone name
   exactly ``get_model(name, kind="backbone")`` (the cache ``percept train`` fills), otherwise the last feature map,
   pooled.
@@ -32,7 +32,7 @@ from ..errors import PerceptError
 from ..image import find_images
 from ..models.backbone import Backbone
 from ..models.classifier import Classifier
-from ..models.features import FeatureNet
+from ..models.feature_net import FeatureNet
 from ..models.names import BACKBONES, FEATURE_NET_LAYERS, FEATURE_NETWORKS
 from .hooks import capture, get_layer
 
@@ -240,11 +240,11 @@ class FolderFeatures:
 
 def embed_paths(backbone: Backbone, paths: Sequence[Path], *, cache_dir: Path | None = None, batch_size: int = 32,
                 progress: bool = False) -> tuple[np.ndarray, int]:
-    """:func:`~percept.transfer.features.embed_images` on the backbone's device: ``((N, D) float32, cache hits)``.
+    """:func:`~percept.transfer.feature_cache.embed_images` on the backbone's device: ``((N, D) float32, cache hits)``.
 
     Every image is checked to be readable first, so a bad file is a one-line error naming it."""
     from ..image import load_image
-    from ..transfer.features import embed_images
+    from ..transfer.feature_cache import embed_images
 
     if batch_size < 1:
         raise PerceptError(f"batch size must be >= 1, got {batch_size}")
@@ -258,7 +258,7 @@ def embed_paths(backbone: Backbone, paths: Sequence[Path], *, cache_dir: Path | 
 def folder_features(backbone: Backbone, folder: str | os.PathLike, *, cache_dir: Path | None = None,
                     batch_size: int = 32, progress: bool = False) -> FolderFeatures:
     """Index every image under ``folder`` (recursively) by ``backbone``; vectors are cached (see
-    :func:`~percept.transfer.features.embed_images`: keyed by the backbone's cache id and the file's bytes), and
+    :func:`~percept.transfer.feature_cache.embed_images`: keyed by the backbone's cache id and the file's bytes), and
     computed ``batch_size`` images at a time, which bounds memory."""
     root = Path(folder)
     paths = find_images(root, "image")
