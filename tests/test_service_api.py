@@ -352,3 +352,12 @@ def test_serve_command_defaults_public_guard_and_missing_packages(capsys, monkey
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve", "--data-dir", str(tmp_path)]) == 2
     assert "pip install 'percept[service]'" in capsys.readouterr().err
+
+
+def test_workers_with_a_broker_is_refused_not_ignored():
+    from percept.errors import PerceptError
+    from percept.service.config import ServiceConfig
+
+    with pytest.raises(PerceptError, match="--workers sets embedded worker threads.*percept worker"):
+        ServiceConfig(broker="redis://localhost:6379/0", workers=3)
+    assert ServiceConfig(broker="redis://localhost:6379/0").workers == 1  # the default is fine

@@ -115,7 +115,7 @@ class ServiceConfig:
     port: int = setting(8000, "TCP port")
     data_dir: Path = setting(None, "jobs database, uploads, results and the secret",  # type: ignore[assignment]
                              shown="$XDG_DATA_HOME/percept/service, i.e. ~/.local/share/percept/service")
-    workers: int = setting(1, "embedded worker threads; ignored with --broker", metavar="N")
+    workers: int = setting(1, "embedded worker threads (without --broker)", metavar="N")
     broker: str | None = setting(None, "run jobs on `percept worker` processes through Redis (RQ); "
                                  "$PERCEPT_BROKER keeps a password out of `ps`", metavar="redis://HOST:6379/0",
                                  shown="$PERCEPT_BROKER, else off: embedded workers")
@@ -159,6 +159,9 @@ class ServiceConfig:
         rate_per_second(self.rate_limit)
         if self.broker is not None:
             check_broker_url(self.broker)
+            if self.workers != 1:
+                raise PerceptError("--workers sets embedded worker threads, which a service with a broker does not "
+                                   "run; start `percept worker` processes instead, or drop --broker")
         if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise PerceptError(f"SMTP URL must start with smtp:// or smtps://, got {self.smtp_url.split(':')[0]}://...")
 
