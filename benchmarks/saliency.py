@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from percept.image import load_image, save_image, to_tensor
-from percept.understand import saliency
 from percept.models import get_model
+from percept.understand import saliency
 from percept.understand.saliency import METHODS, overlay
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,9 +57,11 @@ import percept
 from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.models import get_model
-from percept.transfer import scan_dataset, train_finetune
-from percept.transfer.finetune import FinetuneNet, ImageListDataset, accuracy
 from percept.models.names import BACKBONES
+from percept.transfer import scan_dataset, train_finetune
+from percept.transfer.finetune import accuracy
+from percept.transfer.finetune_data import ImageListDataset
+from percept.transfer.finetune_net import FinetuneNet
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "../shared/data/datasets/hymenoptera"

@@ -21,8 +21,8 @@ import torch
 
 from percept.cli import DREAM_LAYER, INVERT_LAYERS, _network, build_parser
 from percept.image import load_image, to_tensor
-from percept.understand import class_image, dream, invert
 from percept.models import get_model
+from percept.understand import class_image, dream, invert
 
 CAT = Path(__file__).resolve().parents[1] / "examples" / "content" / "chelsea_cat.jpg"
 

@@ -14,7 +14,15 @@ from percept.image import fit_size, load_image, rgb_to_yiq, to_tensor
 from percept.losses import gram_matrix, style_loss
 from percept.models import get_model, get_weights, list_weights
 from percept.style import adain_train as adain_module
-from percept.style.adain import AdaIN, STYLE_LAYERS, adain, load_adain, mean_std, mean_std_loss, pad_to_multiple
+from percept.style.adain import (
+    STYLE_LAYERS,
+    AdaIN,
+    adain,
+    load_adain,
+    mean_std,
+    mean_std_loss,
+    pad_to_multiple,
+)
 from percept.style.adain_stylize import stylize_adain
 from percept.style.adain_train import train_adain
 from percept.style.decoder import Decoder, load_decoder, save_decoder

@@ -8,7 +8,13 @@ from PIL import Image
 from torch import nn
 
 from percept.errors import PerceptError
-from percept.transfer.diagnostics import activation_stats, compare, figure_size, format_summary, plot_diagnostics
+from percept.transfer.diagnostics import (
+    activation_stats,
+    compare,
+    figure_size,
+    format_summary,
+    plot_diagnostics,
+)
 
 
 def _tiny() -> nn.Sequential:

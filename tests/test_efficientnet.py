@@ -11,7 +11,13 @@ import torch.nn.functional as F
 
 from percept.errors import PerceptError, WeightsUnavailableError
 from percept.image import load_image
-from percept.models import EfficientNetLite, efficientnet_lite, get_weights, list_weights, registry
+from percept.models import (
+    EfficientNetLite,
+    efficientnet_lite,
+    get_weights,
+    list_weights,
+    registry,
+)
 from percept.models.efficientnet import SameConv2d
 
 CATS = {"tiger cat", "Egyptian cat", "tabby"}

@@ -15,8 +15,8 @@ from PIL import Image
 
 from percept.cli import main
 from percept.errors import PerceptError
-from percept.transfer import predict, train_features, train_finetune
 from percept.transfer import export as export_module
+from percept.transfer import predict, train_features, train_finetune
 from percept.transfer.export import export_run, linear_head
 from percept.transfer.linear import make_classifier, probabilities
 

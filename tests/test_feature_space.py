@@ -14,8 +14,18 @@ from percept.cli import main
 from percept.errors import PerceptError
 from percept.image import load_image, read_metadata
 from percept.models import get_model, view_transform
-from percept.understand import (Classifier, embedding, embedding_figure, folder_features, layer_backbone, neighbours,
-                                neighbours_grid, patches_grid, receptive_field, top_patches)
+from percept.understand import (
+    Classifier,
+    embedding,
+    embedding_figure,
+    folder_features,
+    layer_backbone,
+    neighbours,
+    neighbours_grid,
+    patches_grid,
+    receptive_field,
+    top_patches,
+)
 from percept.understand.layer_features import LayerOutput, class_label
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 
 from percept.image import load_image, to_tensor
-from percept.losses import ContentLoss, StyleLoss, TVLoss, content_loss, gram_matrix, style_loss, tv_loss
+from percept.losses import (
+    ContentLoss,
+    StyleLoss,
+    TVLoss,
+    content_loss,
+    gram_matrix,
+    style_loss,
+    tv_loss,
+)
 
 
 def test_gram_matrix_matches_hand_computation():

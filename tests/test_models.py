@@ -255,7 +255,12 @@ def test_torchvision_entries_name_torchvisions_default_weights():
 
 def test_list_models_lists_every_registered_name():
     from percept.models import list_entries, list_models
-    from percept.models.names import BACKBONES, FEATURE_NETWORKS, IMAGENET_CLASSIFIERS, KINDS
+    from percept.models.names import (
+        BACKBONES,
+        FEATURE_NETWORKS,
+        IMAGENET_CLASSIFIERS,
+        KINDS,
+    )
 
     names = list_models()
     assert names == list(dict.fromkeys(e.name for e in list_entries())) and len(names) == len(set(names))

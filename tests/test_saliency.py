@@ -11,8 +11,8 @@ from torch import nn
 
 from percept.errors import PerceptError
 from percept.image import load_image, to_tensor
-from percept.understand import Classifier
 from percept.models import get_model
+from percept.understand import Classifier
 from percept.understand.saliency import saliency
 
 BOXES = json.loads((Path(__file__).parent / "data" / "boxes.json").read_text())

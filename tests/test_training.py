@@ -13,8 +13,9 @@ import torch
 from percept.cli import build_parser
 from percept.device import amp_dtype
 from percept.errors import InterruptedRun, PerceptError
-from percept.transfer import evaluate, train_features
+from percept.transfer import evaluate, finetune_net, lr_groups, train_features
 from percept.transfer import finetune as ft
+from percept.transfer.lr_find import find_learning_rate
 
 TINY = dict(backbone="alexnet", epochs=2, head_epochs=1, unfreeze=1, batch_size=4, device="cpu")
 
@@ -26,9 +27,9 @@ def _lrs(optimizer) -> list[float]:
 def test_schedules_shape_the_learning_rate_of_every_group():
     params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
     for kind in ("cosine", "onecycle"):
-        opt = ft.make_optimizer("sgd", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.01}])
+        opt = lr_groups.make_optimizer("sgd", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.01}])
         assert opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.9
-        sched = ft.make_scheduler(kind, opt, 100)
+        sched = lr_groups.make_scheduler(kind, opt, 100)
         trace = []
         for _ in range(100):
             trace.append(_lrs(opt))
@@ -43,9 +44,9 @@ def test_schedules_shape_the_learning_rate_of_every_group():
             assert first < 0.01 and peak == pytest.approx(0.1, rel=1e-3)
             assert max(range(100), key=lambda i: trace[i][0]) in range(28, 32)
     with pytest.raises(PerceptError, match="unknown schedule"):
-        ft.make_scheduler("step", opt, 10)
+        lr_groups.make_scheduler("step", opt, 10)
     with pytest.raises(PerceptError, match="unknown optimizer"):
-        ft.make_optimizer("adam", [{"params": params}])
+        lr_groups.make_optimizer("adam", [{"params": params}])
 
 
 def test_sgd_onecycle_run_records_its_settings(dataset, tmp_path, monkeypatch):
@@ -60,8 +61,8 @@ def test_sgd_onecycle_run_records_its_settings(dataset, tmp_path, monkeypatch):
 
 
 def test_scratch_baseline_has_random_weights_and_trains_everything_at_one_lr(dataset, tmp_path, monkeypatch):
-    pretrained = ft.FinetuneNet("alexnet", 2).state_dict()
-    scratch = ft.FinetuneNet("alexnet", 2, pretrained=False)
+    pretrained = finetune_net.FinetuneNet("alexnet", 2).state_dict()
+    scratch = finetune_net.FinetuneNet("alexnet", 2, pretrained=False)
     key = "body.net.layers.conv1.weight"
     assert not torch.allclose(scratch.state_dict()[key], pretrained[key])
     assert scratch.weights_id == "random-init"
@@ -239,5 +240,5 @@ def test_unknown_or_unused_settings_are_refused_in_one_line(dataset, tmp_path):
     with pytest.raises(PerceptError, match="unfreeze must be a number of stages or 'all'"):
         ft.train_finetune(dataset, tmp_path / "run", unfreeze="top")
     with pytest.raises(PerceptError, match="the lr range test does not use epochs, patience; drop them"):
-        ft.find_learning_rate(dataset, epochs=3, patience=1)
+        find_learning_rate(dataset, epochs=3, patience=1)
     assert not (tmp_path / "run").exists()

@@ -139,6 +139,7 @@ def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path,
     import torch
 
     from percept.transfer import finetune as ft
+    from percept.transfer.finetune_net import FinetuneNet, load_finetuned
 
     seen_groups = []
     real_adamw = torch.optim.AdamW
@@ -148,14 +149,14 @@ def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path,
         return real_adamw(groups, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", spy_adamw)
-    pretrained = ft.FinetuneNet("alexnet", 2).state_dict()
+    pretrained = FinetuneNet("alexnet", 2).state_dict()
     record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=2, head_epochs=1, unfreeze=2,
                                lr=1e-3, batch_size=4, device="cpu")
     # head phase: only the head's group; fine-tune phase: lr/9, lr/3 and lr reach the optimizer
     assert seen_groups[0] == [("head", 1e-3, 2)]
     assert [(n, round(lr, 6)) for n, lr, _ in seen_groups[1]] == [("early", round(1e-3 / 9, 6)),
                                                                   ("late", round(1e-3 / 3, 6)), ("head", 1e-3)]
-    model = ft.load_finetuned(tmp_path / "run", torch.device("cpu"))
+    model = load_finetuned(tmp_path / "run", torch.device("cpu"))
     state = model.state_dict()
     for name in ("conv1", "conv2", "conv3"):  # below the top 2 stages: unchanged
         key = f"body.net.layers.{name}.weight"
@@ -248,7 +249,7 @@ def test_reuse_head_copies_imagenet_rows_for_matching_class_names():
     import torch
 
     from percept.models.imagenet import imagenet_categories
-    from percept.transfer.finetune import FinetuneNet
+    from percept.transfer.finetune_net import FinetuneNet
 
     model = FinetuneNet("efficientnet_lite0", 3)
     matched = model.reuse_imagenet_rows(["daisy", "my_own_class", "Tiger_cat"])

@@ -8,9 +8,9 @@ import torch
 
 from percept.errors import PerceptError
 from percept.image import load_image
+from percept.models import get_model
 from percept.transfer import predict, train_features
 from percept.understand import capture, get_layer, no_inplace
-from percept.models import get_model
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}  # indices 281-285
 
@@ -120,7 +120,11 @@ def test_first_layer_filters_are_the_stem_in_rgb_order():
 
 def test_activation_maps_of_a_layer_and_their_grid(lite0, cat_path):
     from percept.models import get_model
-    from percept.understand.activations import activation_maps, maps_grid, strongest_channels
+    from percept.understand.activations import (
+        activation_maps,
+        maps_grid,
+        strongest_channels,
+    )
 
     x = lite0.prepare(load_image(cat_path))
     maps = activation_maps(lite0.model, x, "_blocks.3")

@@ -11,8 +11,8 @@ from torch import nn
 from percept.cli import main
 from percept.errors import PerceptError
 from percept.image import load_image, read_metadata, to_tensor
-from percept.understand import Classifier, class_image, dream, invert
 from percept.models import get_model
+from percept.understand import Classifier, class_image, dream, invert
 from percept.understand.ascent import blur, psnr, roll
 from percept.understand.hooks import layer_outputs
 

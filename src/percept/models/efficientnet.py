@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PerceptError
-from .imagenet import imagenet_categories  # noqa: F401 - importable from here until callers use percept.models
 from .preprocess import TFNormalize, preprocessing_module
 from .weights import Weights
 

@@ -17,14 +17,7 @@ from typing import Callable, Union
 
 import torch
 
-# The file formats moved to .formats; these names stay importable from here for the style package.
-from .formats import (  # noqa: F401
-    ADAIN_ENCODER,
-    DECODER_FORMAT,
-    DECODER_FORMAT_VERSION,
-    StateDict,
-    read_decoder_file,
-)
+from .formats import StateDict
 
 
 class SourceUnavailable(Exception):

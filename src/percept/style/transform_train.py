@@ -45,7 +45,7 @@ from ..models import get_model
 from ..params import from_settings
 from ..training import Trainer
 from .params import DEFAULT_STYLE_LAYERS
-from .training_params import LR_SCHEDULES, TrainStyleParams  # noqa: F401 - LR_SCHEDULES: names for callers
+from .training_params import TrainStyleParams
 from .transform_files import save_transform_net
 from .transform_loss import LOSS_CONTENT_LAYERS, PerceptualLoss
 from .transformer import DEFAULT_CHANNELS, TransformNet

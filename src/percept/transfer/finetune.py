@@ -41,15 +41,12 @@ from ..image import atomic_write
 from ..params import from_settings
 from ..training import Trainer
 from .distributed import broadcast, close, gather, init_distributed
-from .finetune_data import (  # noqa: F401
-    ImageListDataset,
+from .finetune_data import (
     Training,
     diagnostic_batch,
     prepare_training,
 )
-from .finetune_net import FinetuneNet, load_finetuned  # noqa: F401 - the names of this module, for callers
 from .finetune_params import FinetuneParams, parse_unfreeze
-from .lr_find import find_learning_rate  # noqa: F401
 from .lr_groups import make_optimizer, make_scheduler, param_groups
 from .plots import plot_learning_curves, write_history_csv
 

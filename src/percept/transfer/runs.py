@@ -85,7 +85,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         except (OSError, ValueError, EOFError) as exc:
             raise PerceptError(f"run {str(path)!r} is damaged ({type(exc).__name__}: {exc})") from None
     else:
-        from .finetune import load_finetuned
+        from .finetune_net import load_finetuned
 
         predictor = load_finetuned(path, resolve_device(device))
         if predictor.head[1].out_features != len(record["classes"]):
