@@ -351,7 +351,7 @@ def test_serve_command_defaults_public_guard_and_missing_packages(capsys, monkey
 
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve", "--data-dir", str(tmp_path)]) == 2
-    assert "pip install 'percept[service]'" in capsys.readouterr().err
+    assert "pip install 'percept-cnn[service]'" in capsys.readouterr().err
 
 
 def test_workers_with_a_broker_is_refused_not_ignored():

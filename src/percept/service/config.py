@@ -24,7 +24,7 @@ BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Settings read from the environment when not given (secrets in URLs stay out of the process list).
 ENVIRONMENT = {"smtp_url": "PERCEPT_SMTP_URL", "mail_from": "PERCEPT_MAIL_FROM", "public_url": "PERCEPT_PUBLIC_URL",
                "broker": "PERCEPT_BROKER"}
-#: Packages of the ``service`` extra (``pip install 'percept[service]'``), by import name.
+#: Packages of the ``service`` extra (``pip install 'percept-cnn[service]'``), by import name.
 SERVICE_PACKAGES = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "limits", "pydantic",
                     "filelock", "rq", "redis"}
 #: The limits that a public service (``public=True``) caps at their defaults.
@@ -40,8 +40,8 @@ def service_packages(what: str) -> Iterator[None]:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in SERVICE_PACKAGES:
             raise
-        raise PerceptError(f"{what} needs {exc.name}, which is not installed; pip install 'percept[service]'"
-                           ) from None
+        raise PerceptError(f"{what} needs {exc.name}, which is not installed; pip install 'percept-cnn[service]' "
+                           "(in a clone: pip install -e '.[service]')") from None
 
 
 def redact_url(url: str | None) -> str:

@@ -53,7 +53,8 @@ def export_transform_net(
         try:
             __import__(package)
         except ImportError:
-            raise PerceptError(f"ONNX export needs the {package} package; pip install onnx onnxruntime") from None
+            raise PerceptError(f"ONNX export needs the {package} package; pip install onnx onnxruntime "
+                               "(or pip install 'percept-cnn[export]')") from None
     import onnx
     import onnxruntime
 

@@ -37,7 +37,7 @@ from .runs import Run, load_run
 
 #: Largest difference between the saved file's and the PyTorch module's probabilities that passes the check.
 TOLERANCE = 1e-4
-INSTALL_HINT = "pip install onnx onnxruntime (or pip install 'percept[export]')"
+INSTALL_HINT = "pip install onnx onnxruntime (or pip install 'percept-cnn[export]')"
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 
 

@@ -172,8 +172,8 @@ class AugmentPreviewParams:
 class ExportParams:
     """Export of a trained run (or a trained style network) as one model file."""
 
-    format: str = setting("onnx", "onnx (needs pip install onnx onnxruntime, or 'percept[export]') or torchscript "
-                          "(torch.jit.load; traced)", choices=EXPORT_FORMATS)
+    format: str = setting("onnx", "onnx (needs pip install onnx onnxruntime, or pip install 'percept-cnn[export]') "
+                          "or torchscript (torch.jit.load; traced)", choices=EXPORT_FORMATS)
     opset: int | None = setting(None, "ONNX opset version (unset: torch's default)")
     style_index: int | None = setting(None, "style network with several styles: bake in style K (unset: its only "
                                       "style)", metavar="K", network=True)
