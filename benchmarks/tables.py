@@ -1,0 +1,685 @@
+"""Regenerate the benchmark tables in the Markdown docs from the benchmark JSON files in docs/.
+
+Every generated block in a Markdown file sits between two markers::
+
+    <!-- table: stylize-cpu -->
+    ... (written by this script: do not edit by hand, edit or re-measure the JSON) ...
+    <!-- /table -->
+
+The name after ``table:`` selects a renderer below (``TABLES``); each renderer reads its JSON files from docs/ and
+returns the Markdown. Run from the repository root::
+
+    .venv/bin/python benchmarks/tables.py                       # rewrite the blocks in docs/benchmarks.md
+    .venv/bin/python benchmarks/tables.py --files README.md docs/feedforward.md
+    .venv/bin/python benchmarks/tables.py --check               # exit 1 and name every stale block
+    .venv/bin/python benchmarks/tables.py --list                # the table names and the JSON each reads
+
+A renderer prints only numbers that are in its JSON files (rounded), numbers it computes from them (recorded with
+``Ctx.calc``) and fixed targets of the benchmark (``Ctx.const``); tests/test_doc_tables.py checks every number
+in every block against exactly those. No GPU figure has been measured: GPU columns say "not measured" until a JSON
+records a CUDA device.
+
+Standard library only (no torch): fast enough for a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+DEFAULT_FILES = (DOCS / "benchmarks.md",)
+NOT_MEASURED = "not measured"
+
+BLOCK = re.compile(r"(<!-- table: ([\w.-]+) -->\n)(.*?)(<!-- /table -->)", re.DOTALL)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rendering context: which JSON files a block reads, which numbers it computes, which targets it prints.
+
+@dataclass
+class Ctx:
+    docs: Path
+    sources: list[str] = field(default_factory=list)
+    derived: list[float] = field(default_factory=list)
+    constants: list[float] = field(default_factory=list)
+
+    def json(self, name: str) -> dict:
+        """Load docs/NAME (and record it as a source of this block)."""
+        if name not in self.sources:
+            self.sources.append(name)
+        return json.loads((self.docs / name).read_text())
+
+    def calc(self, value: float) -> float:
+        """A number computed from the JSON values (a ratio, a difference, a count)."""
+        self.derived.append(float(value))
+        return value
+
+    def const(self, value: float) -> float:
+        """A fixed target or definition of the benchmark (not a measurement): e.g. the 200x speed-up target."""
+        self.constants.append(float(value))
+        return value
+
+
+@dataclass
+class Rendered:
+    name: str
+    text: str
+    sources: list[str]
+    derived: list[float]
+    constants: list[float]
+
+
+TABLES: dict[str, Callable[[Ctx], str]] = {}
+
+
+def table(name: str):
+    def register(fn: Callable[[Ctx], str]) -> Callable[[Ctx], str]:
+        TABLES[name] = fn
+        return fn
+    return register
+
+
+def render(name: str, docs: Path = DOCS) -> Rendered:
+    if name not in TABLES:
+        raise KeyError(f"no renderer for table {name!r} (known: {', '.join(sorted(TABLES))})")
+    ctx = Ctx(docs)
+    text = TABLES[name](ctx).strip("\n")
+    return Rendered(name, text, ctx.sources, ctx.derived, ctx.constants)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Number formats (the test reads them back: thousands separators, "%" means x100).
+
+def _round(x: float, nd: int) -> Decimal:
+    """x rounded half up to nd decimals, from its shortest repr (as the JSON prints it: 2.195 -> 2.20)."""
+    return Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-nd), rounding=ROUND_HALF_UP)
+
+
+def num(x: float, nd: int = 0) -> str:
+    """x rounded to nd decimals, thousands separated by commas, a true minus sign."""
+    r = _round(x, nd)
+    return ("−" if r < 0 else "") + f"{abs(r):,.{nd}f}"
+
+
+def pct(x: float, nd: int = 1) -> str:
+    """A fraction as a percentage: 0.9281 -> '92.8 %'."""
+    return f"{num(100 * x, nd)} %"
+
+
+def sci(x: float, nd: int = 1) -> str:
+    """Scientific notation: 0.00012 -> '1.2e-4'."""
+    mantissa, exp = f"{x:.{nd}e}".split("e")
+    return f"{mantissa}e{int(exp)}"
+
+
+def bold(s: str, on: bool = True) -> str:
+    return f"**{s}**" if on else s
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def gpu_cell(machine: dict | None) -> str:
+    """The GPU column: 'not measured' unless the JSON's machine records a CUDA device."""
+    if machine and machine.get("cuda_device"):
+        return f"see the CUDA run ({machine['cuda_device']})"
+    return NOT_MEASURED
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Where the figures come from
+
+MACHINE_SOURCES = {
+    # JSON file: what it measures (the script that wrote it)
+    "bench_stylize_cpu.json": "`benchmarks/stylize.py`",
+    "bench_transfer_cpu.json": "`benchmarks/transfer.py`",
+    "bench_flowers_cpu.json": "`benchmarks/flowers.py`",
+    "bench_feedforward_cpu.json": "`benchmarks/feedforward.py`",
+    "feedforward_quality_cpu.json": "`benchmarks/feedforward_quality.py`",
+    "feedforward_quality_40min_cpu.json": "`benchmarks/feedforward_quality.py`",
+    "feedforward_quality_60min_cpu.json": "`benchmarks/feedforward_quality.py`",
+    "adain_alpha_512.json": "`benchmarks/adain_alpha.py`",
+    "saliency_cpu.json": "`benchmarks/saliency.py`",
+    "attack_pgd_cpu.json": "`benchmarks/attack.py`",
+    "visualise_cpu.json": "`benchmarks/visualise.py`",
+    "feature_space_cpu.json": "`benchmarks/feature_space.py`",
+    "service_load_cpu.json": "`benchmarks/service_load.py`",
+    "service_load_redis_cpu.json": "`benchmarks/service_load.py --redis`",
+}
+
+
+def _machine(d: dict) -> dict:
+    """The machine fields a benchmark JSON records, whatever its layout."""
+    m = d.get("machine") if isinstance(d.get("machine"), dict) else {}
+    return {
+        "cpus": m.get("cpu_count", m.get("cpus")),
+        "threads": m.get("torch_threads", d.get("torch_threads", d.get("cpu_threads", d.get("threads")))),
+        "torch": m.get("torch_version", d.get("torch")),
+        "device": m.get("device", d.get("device")),
+        "cuda_device": m.get("cuda_device"),
+    }
+
+
+@table("machines")
+def machines(ctx: Ctx) -> str:
+    rows = []
+    for name, script in MACHINE_SOURCES.items():
+        if not (ctx.docs / name).exists():
+            continue
+        m = _machine(ctx.json(name))
+        rows.append([f"[{name}]({name})", script,
+                     num(m["cpus"]) if m["cpus"] is not None else "not recorded",
+                     num(m["threads"]) if m["threads"] is not None else "not recorded",
+                     f"`{m['torch']}`" if m["torch"] else "not recorded",
+                     m["device"] or "not recorded",
+                     gpu_cell(m)])
+    return md_table(["raw output", "written by", "CPU cores", "torch threads", "torch", "device", "GPU"], rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Style transfer by optimisation: benchmarks/stylize.py
+
+STYLIZE_METHODS = (("percept", "**percept**"), ("reference_loop", "reference loop (a)"), ("pastiche", "pastiche (b)"))
+
+
+@table("stylize-setup")
+def stylize_setup(ctx: Ctx) -> str:
+    d = ctx.json("bench_stylize_cpu.json")
+    m = d["machine"]
+    return (f"Weights `{d['weights']}` for all three methods, {d['iterations']} L-BFGS iterations per run, "
+            f"sizes {', '.join(f'{s} px' for s in d['sizes'])}; pastiche {m['pastiche_version']}, "
+            f"percept {m['percept_version']}, torch `{m['torch_version']}` on {m['cpu_count']} CPU cores "
+            f"({m['torch_threads']} threads), device `{m['device']}`.")
+
+
+@table("stylize-cpu")
+def stylize_cpu(ctx: Ctx) -> str:
+    d = ctx.json("bench_stylize_cpu.json")
+    rows = []
+    for size, r in d["sizes"].items():
+        for key, label in STYLIZE_METHODS:
+            x = r[key]
+            me = key == "percept"
+            rows.append([size, label, bold(num(x["seconds_per_iteration"], 3), me), gpu_cell(d["machine"]),
+                         num(x["peak_rss_mib"]), num(x["content_loss"], 3), num(x["style_loss"], 4),
+                         bold(num(x["total_loss"], 2), me)])
+    return md_table(["size (px)", "method", "s / iteration, CPU", "s / iteration, GPU", "peak RSS (MiB)",
+                     "content loss", "style loss", "total loss"], rows)
+
+
+@table("stylize-summary")
+def stylize_summary(ctx: Ctx) -> str:
+    d = ctx.json("bench_stylize_cpu.json")
+    sizes = list(d["sizes"])
+    big = sizes[-1]
+    target = ctx.const(1.5)  # checks.speedup_512_ge_1.5
+    speed = [f"{num(d['sizes'][s]['speedup_vs_reference'], 2)}× at {s} px" for s in sizes]
+    same = all(d["sizes"][s]["percept"]["total_loss"] == d["sizes"][s]["reference_loop"]["total_loss"]
+               for s in sizes)
+    lines = [(f"- **percept vs the reference loop: faster per iteration by {', '.join(speed)}** (target ≥ {target}× at {big} px: "
+             f"{'met' if d['checks']['speedup_512_ge_1.5'] else 'not met'}), with "
+             f"{'identical losses (same objective)' if same else 'different losses'}: the saving is the per-step "
+             f"target computation and the layers after relu5_1.")]
+    b = d["sizes"][big]
+    ratio = ctx.calc(b["pastiche"]["total_loss"] / b["percept"]["total_loss"])
+    reach = "; ".join(f"{num(d['sizes'][s]['percept_seconds_to_pastiche_loss'], 1)} s against "
+                      f"{num(d['sizes'][s]['pastiche_seconds_optimising'], 1)} s at {s} px" for s in reversed(sizes))
+    lines.append(f"- **percept vs pastiche**: percept reaches a **{num(ratio, 1)}× lower loss** "
+                 f"({num(b['percept']['total_loss'], 2)} vs {num(b['pastiche']['total_loss'], 2)} at {big} px) and "
+                 f"reaches pastiche's final loss sooner: {reach} (percept counted from the `stylize()` call, model "
+                 f"loading included; pastiche's optimisation only).")
+    per_it = []
+    for s in sizes:
+        a, p = d["sizes"][s]["percept"]["seconds_per_iteration"], d["sizes"][s]["pastiche"]["seconds_per_iteration"]
+        faster, slower = ("percept", "pastiche") if a < p else ("pastiche", "percept")
+        per_it.append(f"{faster} {num(ctx.calc(100 * (1 - min(a, p) / max(a, p))))} % less time than {slower} at {s} px")
+    lines.append(f"- Per iteration the two do the same network work (both precompute the targets and stop at "
+                 f"relu5_1): {', '.join(per_it)}.")
+    spread = max(ctx.calc(100 * (max(x) / min(x) - 1)) for x in
+                 ([d["sizes"][s][k]["peak_rss_mib"] for k, _ in STYLIZE_METHODS] for s in sizes))
+    lines.append(f"- Peak memory is the process's maximum resident set (Python, torch, the network and the "
+                 f"optimisation); at each size the three are within {num(spread)} % of each other.")
+    return "\n".join(lines)
+
+
+@table("stylize-multiscale")
+def stylize_multiscale(ctx: Ctx) -> str:
+    d = ctx.json("bench_stylize_cpu.json")["multiscale"]
+    one, c2f = d["single_scale"], d["coarse_to_fine"]
+    target, n = d["target_total_loss"], d["iterations_per_stage"]
+    sooner = ctx.calc(100 * (one["seconds_to_target"] - c2f["seconds_to_target"]) / one["seconds_to_target"])
+    lower = ctx.calc(100 * (one["final_total_loss"] - c2f["final_total_loss"]) / one["final_total_loss"])
+    rows = [[f"single scale {d['size']}, {n} iterations", num(one["seconds_to_target"], 1),
+             num(one["seconds_total"], 1), num(one["final_total_loss"], 3)],
+            [f"coarse-to-fine {d['scales']} → {d['size']}, {n} iterations per stage",
+             f"**{num(c2f['seconds_to_target'], 1)}** (−{num(sooner)} %)", num(c2f["seconds_total"], 1),
+             f"**{num(c2f['final_total_loss'], 3)}** (−{num(lower)} %)"]]
+    return (f"Time until the total loss first reaches the single-scale run's final loss ({num(target, 3)} after "
+            f"{n} iterations at {d['size']} px), counted from the `stylize()` call, final-stage steps only:\n\n"
+            + md_table(["run", f"seconds to loss {num(target, 3)}", "total seconds", "final total loss"], rows)
+            + f"\n\nCoarse-to-fine reaches the same loss {num(sooner)} % sooner and ends {num(lower)} % lower.")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Transfer learning: benchmarks/transfer.py, benchmarks/flowers.py
+
+@table("transfer-recipes")
+def transfer_recipes(ctx: Ctx) -> str:
+    d = ctx.json("bench_transfer_cpu.json")
+    ds, tv, pd = d["dataset"], d["torchvision_tutorial"], d["percept_default"]
+    t, p = tv["params"], pd["params"]
+    setup = (f"{d['backbone']} on hymenoptera ({', '.join(ds['classes'])}: {ds['train']} train / {ds['val']} val "
+             f"images), epoch budget {d['epoch_budget']}, seed {d['seed']}, torch `{d['machine']['torch_version']}` "
+             f"on {d['machine']['cpu_count']} CPU cores, one process.")
+    rows = [[(f"torchvision tutorial: {t['unfreeze']} layers, {t['optimizer']} lr {t['lr']} momentum {t['momentum']}, "
+             f"`{t['scheduler']}`, batch {t['batch_size']}"),
+             num(tv["val_accuracy"], 3), str(tv["best_epoch"]), f"{num(tv['seconds'], 1)} s", gpu_cell(d["machine"])],
+            [(f"**percept default**: {p['head_epochs']} head epochs, then the top {p['unfreeze']} stages with "
+             f"discriminative learning rates, {p['optimizer']} lr {p['lr']}, {p['schedule']} schedule, label "
+             f"smoothing {p['label_smoothing']}, `{p['augment']}` augmentation, batch {p['batch_size']}"),
+             bold(num(pd["val_accuracy"], 3)), str(pd["best_epoch"]), bold(f"{num(pd['seconds'], 1)} s"),
+             gpu_cell(d["machine"])]]
+    points = ctx.calc(100 * (pd["val_accuracy"] - tv["val_accuracy"]))
+    speed = ctx.calc(tv["seconds"] / pd["seconds"])
+    c = d["checks"]
+    summary = (f"percept's default is {num(points, 1)} points more accurate and {num(speed, 2)}× faster "
+               f"(`percept_more_accurate: {str(c['percept_more_accurate']).lower()}`, "
+               f"`percept_faster: {str(c['percept_faster']).lower()}`).")
+    return setup + "\n\n" + md_table(["recipe", "best validation accuracy", "best epoch", "wall time, CPU",
+                                      "wall time, GPU"], rows) + "\n\n" + summary
+
+
+FLOWERS_ROWS = (
+    ("features", "`features`: frozen backbone + logistic regression (C by cross-validation)"),
+    ("features_augmented", "`features` + augmented copies (grouped cross-validation)"),
+    ("finetune", "`finetune` (defaults)"),
+    ("finetune_no_augment", "`finetune --augment none`"),
+    ("scratch", "`finetune --no-pretrained`: the same network from random weights, same budget and recipe"),
+)
+
+
+@table("flowers")
+def flowers(ctx: Ctx) -> str:
+    d = ctx.json("bench_flowers_cpu.json")
+    r = d["results"]
+    best = max((k for k in r if k != "scratch"), key=lambda k: r[k]["val_accuracy"])
+    rows = []
+    for key, label in FLOWERS_ROWS:
+        x = r[key]
+        s = x["settings"]
+        extra = [f"`{k}`: {v}" for k, v in s.items() if k != "pretrained"]
+        acc = bold(num(x["val_accuracy"], 3), key == best)
+        if x["epochs_run"] is not None:
+            acc += f" ({x['epochs_run']} epochs run)"
+        rows.append([label, ", ".join(extra) or "—", acc, f"{num(x['seconds'])} s"])
+    gap = d["best_transfer_minus_scratch"]
+    target = ctx.const(40)  # checks.transfer_beats_scratch_by_40_points
+    ft = [r["finetune"]["val_accuracy"], r["finetune_no_augment"]["val_accuracy"]]
+    fe = [r["features"]["val_accuracy"], r["features_augmented"]["val_accuracy"]]
+    lo, hi = ctx.calc(100 * (min(ft) - max(fe))), ctx.calc(100 * (max(ft) - min(fe)))
+    aug_ft = ctx.calc(100 * (r["finetune_no_augment"]["val_accuracy"] - r["finetune"]["val_accuracy"]))
+    aug_fe = ctx.calc(100 * (r["features_augmented"]["val_accuracy"] - r["features"]["val_accuracy"]))
+    ok = d["checks"]["transfer_beats_scratch_by_40_points"]
+    return (f"{d['backbone']}, percept's defaults unless stated, {d['cpu_threads']} CPU threads, torch "
+            f"`{d['torch']}`.\n\n"
+            + md_table(["configuration", "settings", "validation accuracy", "wall time, CPU"], rows)
+            + f"\n\nBest transfer result minus from scratch: **{num(100 * gap, 1)} points** (target ≥ {target}: "
+              f"{'met' if ok else 'not met'}). Fine-tuning beats the frozen features (with or without augmented "
+              f"copies) by {num(lo, 1)}–{num(hi, 1)} points; without augmentation fine-tuning gains {num(aug_ft, 1)} points, and augmented copies add "
+              f"{num(aug_fe, 1)} points to the frozen features.")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Real-time style transfer: benchmarks/feedforward.py, feedforward_quality.py, adain_alpha.py
+
+@table("feedforward-speed")
+def feedforward_speed(ctx: Ctx) -> str:
+    d = ctx.json("bench_feedforward_cpu.json")
+    target = ctx.const(200)  # the speed-up target at 512 px
+    rows = []
+    iters = timed = None
+    for size, r in d["sizes"].items():
+        tn, ad, op, sp = r["transform_net"], r["adain"], r["optimization"], r["speedup_vs_optimization"]
+        iters = round(ctx.calc(op["seconds_per_image"] / op["seconds_per_iteration"]))
+        timed = op["timed_iterations"]
+        speed = f"{num(sp['transform_net'])}× / {num(sp['adain'])}×"
+        if size == "512":
+            speed = f"**{speed}** (target ≥ {target}×)"
+        rows.append([f"{tn['size'][0]} × {tn['size'][1]}",
+                     f"{num(tn['seconds_per_image'], 3)} s, {num(tn['peak_rss_mib'])} MiB",
+                     f"{num(ad['seconds_per_image'], 2)} s, {num(ad['peak_rss_mib'])} MiB",
+                     (f"{num(op['seconds_per_iteration'], 3)} s; {num(op['seconds_per_image'], 1)} s, "
+                     f"{num(op['peak_rss_mib'])} MiB"), speed, gpu_cell(d["machine"])])
+    m = d["memory_4096"]
+    first = d.get("memory_4096_first_run_tiled")
+    tiled_s = sorted([m["tiled"]["seconds_per_image"]] + ([first["seconds_per_image"]] if first else []))
+    tiled_s = "–".join(num(s, 1) for s in tiled_s)
+    u = m["untiled"]
+    rows.append([f"{u['size'][0]} × {u['size'][1]}",
+                 (f"one pass {num(u['seconds_per_image'], 1)} s, {num(u['peak_rss_mib'])} MiB; tiles of "
+                 f"{m['tiled']['tile']} px {tiled_s} s, **{num(m['tiled']['peak_rss_mib'])} MiB**"),
+                 "", "", "", gpu_cell(d["machine"])])
+    return md_table(["size (px)", "transform network", "AdaIN",
+                     f"optimisation: s / iteration (timed over {timed}); {iters} iterations (extrapolated)",
+                     "speed-up: network / AdaIN", "GPU"], rows)
+
+
+@table("feedforward-4096")
+def feedforward_4096(ctx: Ctx) -> str:
+    """The transform network at 4096 px in one pass and in tiles (for docs/feedforward.md)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    m, first = d["memory_4096"], d.get("memory_4096_first_run_tiled")
+    u, t = m["untiled"], m["tiled"]
+    tiled = sorted([t["seconds_per_image"]] + ([first["seconds_per_image"]] if first else []))
+    cut = ctx.calc(u["peak_rss_mib"] / t["peak_rss_mib"])
+    return (md_table([f"{u['size'][0]} × {u['size'][1]}", "seconds (CPU)", "peak memory"],
+                     [["one pass", f"{num(u['seconds_per_image'], 1)} s", bold(f"{num(u['peak_rss_mib'])} MiB")],
+                      [f"tiles of {t['tile']} px, overlap {t['overlap']}",
+                       " and ".join(f"{num(x, 1)} s" for x in tiled) + (f" ({num(ctx.calc(len(tiled)))} runs)" if first else ""),
+                       bold(f"{num(t['peak_rss_mib'])} MiB")]])
+            + f"\n\nTiles cut the peak memory {num(cut, 1)}×.")
+
+
+@table("methods-512")
+def methods_512(ctx: Ctx) -> str:
+    """The three stylisation methods side by side at 512 px (for README.md's comparison table)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    q = ctx.json("feedforward_quality_cpu.json")
+    r = d["sizes"]["512"]
+    op, ad, tn, sp = r["optimization"], r["adain"], r["transform_net"], r["speedup_vs_optimization"]
+    iters = round(ctx.calc(op["seconds_per_image"] / op["seconds_per_iteration"]))
+    ratios = [p["style_ratio"] for p in q["photos"].values()]
+    size = f"{op['size'][0]} × {op['size'][1]}"
+    return md_table(
+        ["", "optimisation (`stylize`)", "AdaIN (`--method adain`)", "trained network (`--model`)"],
+        [[f"seconds per {size} image, CPU", (f"{num(op['seconds_per_image'])} s ({iters} L-BFGS iterations, "
+          f"extrapolated from {op['timed_iterations']})"), (f"{num(ad['seconds_per_image'], 2)} s "
+          f"({num(sp['adain'])}× faster)"), f"{num(tn['seconds_per_image'], 2)} s ({num(sp['transform_net'])}× faster)"],
+         [f"seconds per {size} image, GPU", NOT_MEASURED, NOT_MEASURED, NOT_MEASURED],
+         [f"style loss / optimisation's, {q['size']} px", "(the reference)", NOT_MEASURED,
+          (f"{num(min(ratios), 2)}–{num(q['max_style_ratio'], 2)}× (mean {num(q['mean_style_ratio'], 2)}×) after "
+          f"{num(q['training']['steps'])} training steps")]])
+
+
+FF_QUALITY = ("feedforward_quality_cpu.json", "feedforward_quality_40min_cpu.json",
+              "feedforward_quality_60min_cpu.json")
+
+
+@table("feedforward-quality")
+def feedforward_quality(ctx: Ctx) -> str:
+    target = ctx.const(2)  # style loss within 2x of optimisation's
+    rows = []
+    for name in FF_QUALITY:
+        if not (ctx.docs / name).exists():
+            continue
+        d = ctx.json(name)
+        ratios = [p["style_ratio"] for p in d["photos"].values()]
+        path, _, note = d["model"].partition(" ")
+        within = ctx.calc(sum(r <= target for r in ratios))
+        rows.append([f"`{path}` {note}".strip(), num(d["training"]["steps"]), f"{d['size']} px",
+                     bold(num(d["mean_style_ratio"], 2)), f"{num(min(ratios), 2)}–{num(d['max_style_ratio'], 2)}",
+                     f"{num(within)} / {num(ctx.calc(len(ratios)))}"])
+    return md_table(["network", "training steps", "measured at", "mean style-loss ratio, network / optimisation",
+                     "range over the photos", f"photos within {target}×"], rows)
+
+
+@table("adain-alpha")
+def adain_alpha(ctx: Ctx) -> str:
+    d = ctx.json("adain_alpha_512.json")
+    res = d["results"]
+    n = ctx.calc(len(res))
+    ms = ctx.calc(sum(r["monotonic"]["meanstd_style"] for r in res.values()))
+    gr = ctx.calc(sum(r["monotonic"]["gram_style"] for r in res.values()))
+    alphas = [a["alpha"] for a in next(iter(res.values()))["alphas"]]
+    not_gram = [f"`{k}`" for k, r in res.items() if not r["monotonic"]["gram_style"]]
+    return (f"AdaIN at {d['size']} px, {d['styles']} styles, α = {', '.join(num(a, 2) for a in alphas)}: the "
+            f"paper's mean/std style loss falls monotonically in α for {num(ms)} of {num(n)} styles; percept's Gram "
+            f"loss for {num(gr)} of {num(n)}" + (f" (not for {', '.join(not_gram)})." if not_gram else "."))
+
+
+@table("adain-alpha-styles")
+def adain_alpha_styles(ctx: Ctx) -> str:
+    """Per style: both style losses at each alpha (for docs/adain.md)."""
+    d = ctx.json("adain_alpha_512.json")
+    def series(alphas: list[dict], metric: str) -> str:
+        vals = [a[metric] for a in alphas]
+        # bold a value that breaks the monotonic fall
+        return ", ".join(bold(num(v, 2), i > 0 and v > vals[i - 1]) for i, v in enumerate(vals))
+
+    rows = [[f"`{key}`", series(r["alphas"], "meanstd_style"), series(r["alphas"], "gram_style")]
+            for key, r in d["results"].items()]
+    alphas = " → ".join(num(a["alpha"], 2) for a in next(iter(d["results"].values()))["alphas"])
+    return md_table(["style", f"mean/std style loss, α = {alphas}", f"Gram style loss, α = {alphas}"], rows)
+
+
+@table("adain-alpha-seconds")
+def adain_alpha_seconds(ctx: Ctx) -> str:
+    """The range of seconds per image of the alpha benchmark (for docs/adain.md)."""
+    d = ctx.json("adain_alpha_512.json")
+    secs = [a["seconds"] for r in d["results"].values() for a in r["alphas"]]
+    return (f"{num(min(secs), 1)}–{num(max(secs), 1)} s per image at {d['size']} px "
+            f"({num(ctx.calc(len(secs)))} images).")
+
+
+@table("feedforward-quality-photos")
+def feedforward_quality_photos(ctx: Ctx) -> str:
+    """Per photo: the 20-minute network against 300 L-BFGS iterations (for docs/feedforward.md)."""
+    d = ctx.json("feedforward_quality_cpu.json")
+    rows = []
+    for photo, p in d["photos"].items():
+        n, o = p["network"], p["optimization"]
+        rows.append([photo, num(n["style"], 3), num(o["style"], 3), num(p["style_ratio"], 2),
+                     f"{num(n['content'], 2)} / {num(o['content'], 2)}",
+                     f"{num(n['seconds'], 2)} / {num(o['seconds'])}"])
+    return (f"At {d['size']} px, {d['iterations']} L-BFGS iterations for the optimisation:\n\n"
+            + md_table(["photo", "style loss, network", f"style loss, {d['iterations']} L-BFGS", "ratio",
+                        "content loss, network / L-BFGS", "seconds, network / L-BFGS"], rows))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Understanding CNNs: benchmarks/saliency.py, attack.py, visualise.py, feature_space.py
+
+SALIENCY_NAMES = {"gradient": "gradient", "smoothgrad": "SmoothGrad", "guided": "guided backprop",
+                  "gradcam": "Grad-CAM", "occlusion": "occlusion"}
+
+
+@table("understand")
+def understand(ctx: Ctx) -> str:
+    sal = ctx.json("saliency_cpu.json")
+    atk = ctx.json("attack_pgd_cpu.json")
+    vis = ctx.json("visualise_cpu.json")
+    fs = ctx.json("feature_space_cpu.json")
+    rows = []
+    two = ctx.const(2)
+    meth = sal["methods"]
+    figs = ", ".join(bold(f"{SALIENCY_NAMES.get(k, k)} {num(v['inside_over_outside'], 2)}", v["meets_2x"])
+                     for k, v in meth.items())
+    secs = ", ".join(f"{SALIENCY_NAMES.get(k, k)} {num(v['seconds'], 1)} s" for k, v in meth.items())
+    met = ", ".join(SALIENCY_NAMES.get(k, k) for k, v in meth.items() if v["meets_2x"])
+    rows.append([(f"saliency inside / outside the cat box ({sal['photo']}, {sal['input'][1]} × {sal['input'][0]}, "
+                 f"class {sal['class']})"), f"{figs} ({secs})", f"≥ {two}×: met by {met}"])
+    ok = ctx.calc(sum(r["success"] for r in atk["results"]))
+    levels = ctx.calc(atk["epsilon"] * ctx.const(255))
+    rate_target = ctx.const(0.95)
+    rows.append([f"targeted PGD, ε = {num(levels)}/255, {atk['steps']} steps, {atk['photos']} photos, random targets",
+                 f"**{num(ok)} / {num(ctx.calc(len(atk['results'])))}** reach their target ({num(atk['seconds'], 1)} s in all)",
+                 f"≥ {pct(rate_target, 0)}: {'met' if atk['success_rate'] >= rate_target else 'not met'}"])
+    ci = vis["class_image"]
+    gain = ctx.const(10)
+    rows.append([f"class-image logit gain, {ci['size']} px, {ci['steps']} steps",
+                 ", ".join(f"{r['class']} +{num(r['gain'], 1)}" for r in ci["results"])
+                 + f" ({num(ci['seconds'])} s for {num(ctx.calc(len(ci['results'])))})",
+                 f"≥ +{gain}: {'met' if vis['checks']['class_image_gain_ge_10'] else 'not met'}"])
+    inv = vis["invert"]
+    psnr = ctx.const(20)
+    best = max(r["psnr_db"] for r in inv["results"])
+    rows.append([(f"inversion PSNR, {inv['model']}, {inv['image']} at {inv['size'][1]} × {inv['size'][0]} px, "
+                 f"{inv['steps']} {inv['optimizer']} evaluations"),
+                 ", ".join(f"{r['layer']} " + bold(f"{num(r['psnr_db'], 1)} dB", r["psnr_db"] == best)
+                           for r in inv["results"]) + f" ({num(inv['seconds'])} s for {num(ctx.calc(len(inv['results'])))})",
+                 f"≥ {psnr} dB from an early layer: {'met' if vis['checks']['invert_early_psnr_ge_20'] else 'not met'}"])
+    for i, dr in enumerate(vis["dream"]):
+        rows.append([(f"DeepDream RMS activation, {dr['model']} `{dr['layer']}`, {dr['size'][1]} × {dr['size'][0]} px, "
+                     f"{dr['octaves']} octaves × {dr['steps']} steps"),
+                     f"{num(dr['rms_before'], 3)} → {num(dr['rms_after'], 3)}, "
+                     + bold(f"×{num(dr['ratio'], 2)}", i == 0) + f" ({num(dr['seconds'])} s)",
+                     f"≥ {two}×: {'met' if vis['checks']['dream_ratio_ge_2'] else 'not met'}" if i == 0
+                     else "(comparison)"])
+    knn = "; ".join(f"{r['layer']} ({num(r['dim'])} dimensions): top-1 {pct(r['knn_top1'])}, features {num(r['features_seconds_first'], 1)} s "
+                    f"first / {num(r['features_seconds_cached'], 2)} s cached" for r in fs["rows"])
+    rows.append([f"k-NN on {fs['data']}", knn, "—"])
+    return md_table(["what", "figure (CPU)", "target"], rows)
+
+
+@table("saliency")
+def saliency(ctx: Ctx) -> str:
+    """Saliency inside/outside ratio and seconds per method (for docs/understand.md)."""
+    sal = ctx.json("saliency_cpu.json")
+    meth = sal["methods"]
+    names = [SALIENCY_NAMES.get(k, k) for k in meth]
+    return md_table(names, [[bold(num(v["inside_over_outside"], 2), v["meets_2x"]) for v in meth.values()],
+                            [f"{num(v['seconds'], 1)} s" for v in meth.values()]])
+
+
+@table("feature-space")
+def feature_space(ctx: Ctx) -> str:
+    """k-NN and embedding agreement per layer (for docs/understand.md)."""
+    fs = ctx.json("feature_space_cpu.json")
+    k = fs["k"]
+    rows = [[r["layer"], num(r["dim"]), pct(r["knn_top1"]), pct(r["knn_majority_5"]),
+             pct(r["neighbours_sharing_class_5"]),
+             f"{pct(r['pca_1nn_agreement'])} / {pct(r['tsne_1nn_agreement'])}",
+             f"{num(r['features_seconds_first'], 1)} s / {num(r['features_seconds_cached'], 2)} s"] for r in fs["rows"]]
+    return md_table(["layer", "dim", "k-NN top-1", f"{k} nearest: majority vote", f"{k} nearest: share of the query's class",
+                     "PCA / t-SNE nearest-neighbour agreement", "features, first / cached"], rows)
+
+
+@table("visualise")
+def visualise(ctx: Ctx) -> str:
+    """Class images, inversion and DeepDream figures (for docs/understand.md)."""
+    vis = ctx.json("visualise_cpu.json")
+    ci, inv = vis["class_image"], vis["invert"]
+    rows = [[f"class-image, {ci['model']}, {ci['size']} px, {ci['steps']} steps",
+             "class logit, start → end (gain); rank, probability",
+             "; ".join(f"{r['class']} {num(r['start_logit'], 2)} → {num(r['end_logit'], 2)} (**+{num(r['gain'], 1)}**), "
+                       f"rank {r['rank']}, p {num(r['probability'], 4)}" for r in ci["results"]),
+             num(ci["seconds"])],
+            [(f"invert, {inv['model']}, {inv['image']} at {inv['size'][1]} × {inv['size'][0]} px, {inv['steps']} "
+             f"{inv['optimizer']} evaluations"), "PSNR (feature error)",
+             ", ".join(f"{r['layer']} {num(r['psnr_db'], 1)} dB ({sci(r['feature_error'])})" for r in inv["results"]),
+             num(inv["seconds"])]]
+    for dr in vis["dream"]:
+        rows.append([(f"dream, {dr['model']} `{dr['layer']}`, {dr['size'][1]} × {dr['size'][0]} px, {dr['octaves']} "
+                     f"octaves × {dr['steps']} steps"), "RMS activation before → after",
+                     (f"{num(dr['rms_before'], 3)} → {num(dr['rms_after'], 3)}, ×{num(dr['ratio'], 2)} "
+                     f"(mean square ×{num(dr['mean_square_ratio'], 2)})"), num(dr["seconds"])])
+    return md_table(["method", "figure", "result", "seconds (CPU)"], rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Artwork service: benchmarks/service_load.py
+
+SERVICE_LOAD = (("service_load_cpu.json", "embedded"), ("service_load_redis_cpu.json", "Redis (RQ)"))
+
+
+def _service_runs(ctx: Ctx) -> list[tuple[str, dict]]:
+    return [(label, ctx.json(name)) for name, label in SERVICE_LOAD if (ctx.docs / name).exists()]
+
+
+@table("service-load-summary")
+def service_load_summary(ctx: Ctx) -> str:
+    loaded = _service_runs(ctx)
+    runs = [r for _, d in loaded for r in d["runs"]]
+    what, target = loaded[0][1]["what"], loaded[0][1]["target"]
+    twice = ctx.calc(sum(len(r["run_twice"]) for r in runs))
+    lost = ctx.calc(sum(r["lost"] for r in runs))
+    jobs = ctx.calc(sum(r["submitted"] for r in runs))
+    n_runs = sorted({s["runs"] for _, d in loaded for s in d["summary"]})
+    return (f"{what}. Target: {target}. Each row: {', '.join(map(str, n_runs))} runs; over all {num(jobs)} jobs "
+            f"{num(lost)} were lost and {num(twice)} ran twice.")
+
+
+@table("service-load")
+def service_load(ctx: Ctx) -> str:
+    rows = []
+    for label, d in _service_runs(ctx):
+        limit = float(re.search(r"<\s*([\d.]+)\s*ms", d["target"]).group(1))
+        for s in d["summary"]:
+            rows.append([label, str(s["workers"]), f"{s['completed']} / {s['submitted']}", str(s["lost"]),
+                         num(s["median_p50_ms"]),
+                         f"{bold(num(s['median_p95_ms']), s['median_p95_ms'] < limit)} ({num(s['worst_p95_ms'])})",
+                         num(s["median_jobs_per_min"])])
+    return md_table(["mode", "workers", "completed", "lost", "p50 submit, ms (median)",
+                     "p95 submit, ms: median (worst)", "jobs/min (median)"], rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rewriting and checking Markdown files
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """(name, current content) of every marked block in a Markdown text."""
+    return [(m.group(2), m.group(3)) for m in BLOCK.finditer(text)]
+
+
+def regenerate(text: str, docs: Path = DOCS) -> tuple[str, list[str]]:
+    """The text with every marked block regenerated, and the names of the blocks that changed."""
+    changed: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        new = render(m.group(2), docs).text + "\n"
+        if new != m.group(3):
+            changed.append(m.group(2))
+        return m.group(1) + new + m.group(4)
+
+    return BLOCK.sub(sub, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", nargs="+", type=Path, default=list(DEFAULT_FILES),
+                        help="Markdown files whose marked blocks to regenerate (default: docs/benchmarks.md)")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="folder of the benchmark JSON files (default: docs/)")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 and name each block that differs from what its JSON gives")
+    parser.add_argument("--list", action="store_true", help="print each table name and the JSON files it reads")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name in TABLES:
+            print(f"{name}: {', '.join(render(name, args.docs).sources)}")
+        return 0
+    stale = []
+    for path in args.files:
+        text = path.read_text()
+        if not blocks(text):
+            print(f"{path}: no <!-- table: NAME --> blocks", file=sys.stderr)
+        try:
+            new, changed = regenerate(text, args.docs)
+        except KeyError as e:
+            print(f"{path}: {e.args[0]}", file=sys.stderr)
+            return 2
+        for name in changed:
+            stale.append(f"{path}: table {name!r} differs from {', '.join(render(name, args.docs).sources)}; "
+                         f"regenerate: .venv/bin/python benchmarks/tables.py --files {path}")
+        if changed and not args.check:
+            path.write_text(new)
+            print(f"{path}: regenerated {', '.join(changed)}")
+    if args.check:
+        for line in stale:
+            print(line)
+        return 1 if stale else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
