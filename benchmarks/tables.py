@@ -9,8 +9,9 @@ Every generated block in a Markdown file sits between two markers::
 The name after ``table:`` selects a renderer below (``TABLES``); each renderer reads its JSON files from docs/ and
 returns the Markdown. Run from the repository root::
 
-    .venv/bin/python benchmarks/tables.py                       # rewrite the blocks in docs/benchmarks.md
-    .venv/bin/python benchmarks/tables.py --files README.md docs/feedforward.md
+    .venv/bin/python benchmarks/tables.py                       # rewrite the blocks of README.md and docs/*.md
+    make tables                                                 # the same
+    .venv/bin/python benchmarks/tables.py --files docs/feedforward.md
     .venv/bin/python benchmarks/tables.py --check               # exit 1 and name every stale block
     .venv/bin/python benchmarks/tables.py --list                # the table names and the JSON each reads
 
@@ -35,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-DEFAULT_FILES = (DOCS / "benchmarks.md",)
+#: The pages a plain run (and ``make tables``) regenerates: README.md and every page of docs/ (docs/dev/ holds none).
+DEFAULT_FILES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
 NOT_MEASURED = "not measured"
 
 BLOCK = re.compile(r"(<!-- table: ([\w.-]+) -->\n)(.*?)(<!-- /table -->)", re.DOTALL)
@@ -547,9 +549,16 @@ def saliency(ctx: Ctx) -> str:
     """Saliency inside/outside ratio and seconds per method (for docs/understand.md)."""
     sal = ctx.json("saliency_cpu.json")
     meth = sal["methods"]
-    names = [SALIENCY_NAMES.get(k, k) for k in meth]
-    return md_table(names, [[bold(num(v["inside_over_outside"], 2), v["meets_2x"]) for v in meth.values()],
-                            [f"{num(v['seconds'], 1)} s" for v in meth.values()]])
+    two = ctx.const(2)
+    names = ["", *(SALIENCY_NAMES.get(k, k) for k in meth)]
+    met = [SALIENCY_NAMES.get(k, k) for k, v in meth.items() if v["meets_2x"]]
+    return (f"`{sal['model']}`, the whole photo `{sal['photo']}` at {sal['input'][1]} × {sal['input'][0]} px, the "
+            f"cat's box covering {pct(sal['box_fraction'], 0)} of it, top class {sal['class']}: mean saliency inside "
+            f"the box over mean saliency outside, with the CLI defaults (bold: ≥ {two}×, met by "
+            f"{', '.join(met) if met else 'none'}).\n\n"
+            + md_table(names, [["inside / outside", *(bold(num(v["inside_over_outside"], 2), v["meets_2x"])
+                                                     for v in meth.values())],
+                               ["seconds (CPU)", *(f"{num(v['seconds'], 1)} s" for v in meth.values())]]))
 
 
 @table("feature-space")
@@ -557,11 +566,15 @@ def feature_space(ctx: Ctx) -> str:
     """k-NN and embedding agreement per layer (for docs/understand.md)."""
     fs = ctx.json("feature_space_cpu.json")
     k = fs["k"]
+    setup = (f"`{fs['model']}` on {fs['data']}; {fs['threads']} CPU threads, device `{fs['device']}`. k-NN top-1: the "
+             f"share of val images whose nearest training image is of their class; PCA / t-SNE agreement: the leave-one-out nearest-neighbour accuracy "
+             f"of the classes in the 2-D map of the val images; features: seconds to compute them with an empty "
+             f"cache, then again from the cache.\n\n")
     rows = [[r["layer"], num(r["dim"]), pct(r["knn_top1"]), pct(r["knn_majority_5"]),
              pct(r["neighbours_sharing_class_5"]),
              f"{pct(r['pca_1nn_agreement'])} / {pct(r['tsne_1nn_agreement'])}",
              f"{num(r['features_seconds_first'], 1)} s / {num(r['features_seconds_cached'], 2)} s"] for r in fs["rows"]]
-    return md_table(["layer", "dim", "k-NN top-1", f"{k} nearest: majority vote", f"{k} nearest: share of the query's class",
+    return setup + md_table(["layer", "dim", "k-NN top-1", f"{k} nearest: majority vote", f"{k} nearest: share of the query's class",
                      "PCA / t-SNE nearest-neighbour agreement", "features, first / cached"], rows)
 
 
@@ -625,6 +638,218 @@ def service_load(ctx: Ctx) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Blocks of the topic pages (docs/adain.md, feedforward.md, understand.md, service.md)
+
+STYLIZE_DEFAULT_ITERATIONS = 200  # percept.style.params.StyleParams.iterations (per scale)
+
+
+def _optimisation_reference(ctx: Ctx, d: dict) -> str:
+    """How the optimisation reference of bench_feedforward_cpu.json was timed, in words."""
+    op = d["sizes"]["512"]["optimization"]
+    n = round(ctx.calc(op["seconds_per_image"] / op["seconds_per_iteration"]))
+    return (f"`percept.stylize` at one scale, {n} L-BFGS iterations"
+            + (f" (extrapolated from {op['timed_iterations']} timed ones)" if op.get("extrapolated") else ""))
+
+
+@table("adain-alpha-rises")
+def adain_alpha_rises(ctx: Ctx) -> str:
+    """Every step of alpha at which a style loss rises instead of falling (for docs/adain.md)."""
+    d = ctx.json("adain_alpha_512.json")
+    labels = {"meanstd_style": "mean/std style loss", "gram_style": "Gram style loss"}
+    found = []
+    for key, r in d["results"].items():
+        steps = r["alphas"]
+        for metric, label in labels.items():
+            for a, b in zip(steps, steps[1:]):
+                if b[metric] > a[metric]:
+                    found.append(f"for `{key}` the {label} rises by {num(ctx.calc(b[metric] - a[metric]), 2)} "
+                                 f"between α = {num(a['alpha'], 2)} and {num(b['alpha'], 2)} "
+                                 f"({num(a[metric], 2)} → {num(b[metric], 2)}) before falling to "
+                                 f"{num(steps[-1][metric], 2)} at α = {num(steps[-1]['alpha'], 2)}")
+    n = ctx.calc(len(d["results"]))
+    if not found:
+        return f"Neither loss rises at any step of α for any of the {num(n)} styles."
+    return (f"The only {'rise' if len(found) == 1 else 'rises'} over all {num(n)} styles: " + "; ".join(found)
+            + ". The decoder was trained on the mean/std loss, not on the Gram loss.")
+
+
+@table("adain-speed")
+def adain_speed(ctx: Ctx) -> str:
+    """AdaIN's seconds and peak memory per image at each size, against optimisation (for docs/adain.md)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    m = d["machine"]
+    rows = []
+    for size, r in d["sizes"].items():
+        ad, op = r["adain"], r["optimization"]
+        rows.append([f"{ad['size'][0]} × {ad['size'][1]}", num(ad["seconds_per_image"], 2),
+                     num(ad["images_per_second"], 2), num(ad["peak_rss_mib"]),
+                     f"{num(r['speedup_vs_optimization']['adain'])}× ({num(op['seconds_per_image'], 1)} s)",
+                     gpu_cell(m)])
+    return (f"`stylize_adain` on {m['cpu_count']} CPU cores ({m['torch_threads']} threads), torch `{m['torch_version']}`, "
+            f"float32; content `{Path(d['content']).name}`, style `{Path(d['style']).name}`; each size in a fresh "
+            f"process that loads the networks and stylises one image before the "
+            f"{num(ctx.calc(min(r['adain']['repeats'] for r in d['sizes'].values())))} timed ones. Optimisation: "
+            f"{_optimisation_reference(ctx, d)}.\n\n"
+            + md_table(["content (px)", "seconds per image, CPU", "images per second, CPU", "peak memory (MiB)",
+                        "faster than optimisation", "seconds per image, GPU"], rows))
+
+
+@table("feedforward-quality-setup")
+def feedforward_quality_setup(ctx: Ctx) -> str:
+    """How the 20-minute network was trained and scored (for docs/feedforward.md)."""
+    d = ctx.json("feedforward_quality_cpu.json")
+    t = d["training"]
+    return (f"The network: {num(t['steps'])} training steps of {t['batch_size']} crops of {t['size']} px "
+            f"({t['amp']} autocast, lr {t['lr']}, content / style / TV weights {t['content_weight']} / "
+            f"{t['style_weight']} / {t['tv_weight']}) from {num(t['content_images'])} photos, style "
+            f"`{d['style']}`. Scored on {num(ctx.calc(len(d['photos'])))} photos it never saw, at {d['size']} px: "
+            f"one forward pass against {d['iterations']} L-BFGS iterations of `percept.stylize` with the same loss "
+            f"(VGG-16, same layers, weights and style image), both scored by the training loss.")
+
+
+@table("feedforward-quality-summary")
+def feedforward_quality_summary(ctx: Ctx) -> str:
+    """The 20-minute network against optimisation, in words (for docs/feedforward.md)."""
+    d = ctx.json("feedforward_quality_cpu.json")
+    target = ctx.const(2)
+    ps = d["photos"].values()
+    ratios = [p["style_ratio"] for p in ps]
+    net_s = [p["network"]["seconds"] for p in ps]
+    opt_s = [p["optimization"]["seconds"] for p in ps]
+    within = ctx.calc(sum(r <= target for r in ratios))
+    met = within == len(ratios)
+    return (f"The network stylises each photo in {num(min(net_s), 2)}–{num(max(net_s), 2)} s, the optimisation "
+            f"takes {num(min(opt_s))}–{num(max(opt_s))} s. The network's style loss is "
+            f"**{num(min(ratios), 2)}–{num(d['max_style_ratio'], 2)}× (mean {num(d['mean_style_ratio'], 2)}×)** the "
+            f"optimisation's: within {target}× on {num(within)} of {num(ctx.calc(len(ratios)))} photos, so the target "
+            f"(a style loss within {target}× of optimisation's on every photo) is **{'met' if met else 'not met'}** "
+            f"after {num(d['training']['steps'])} training steps.")
+
+
+@table("feedforward-speed-setup")
+def feedforward_speed_setup(ctx: Ctx) -> str:
+    """The machine and method of the speed benchmark (for docs/feedforward.md)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    m = d["machine"]
+    before = [x["rss_before_mib"] for r in d["sizes"].values() for x in r.values() if "rss_before_mib" in x]
+    return (f"{m['cpu_count']} CPU cores ({m['torch_threads']} threads), torch `{m['torch_version']}`, float32; "
+            f"content `{Path(d['content']).name}` resized so that its longest side is the size, style "
+            f"`{Path(d['style']).name}`, network `{d['transform_net']}`. Every figure comes from a fresh process; "
+            f"peak memory is that process's maximum resident set, Python, torch and the networks included "
+            f"({num(min(before))}–{num(max(before))} MiB before the first image). Optimisation: "
+            f"{_optimisation_reference(ctx, d)}.")
+
+
+@table("feedforward-speed-summary")
+def feedforward_speed_summary(ctx: Ctx) -> str:
+    """The 512 px speed-ups in words, also against the default iteration count (for docs/feedforward.md)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    r = d["sizes"]["512"]
+    tn, ad, op, sp = r["transform_net"], r["adain"], r["optimization"], r["speedup_vs_optimization"]
+    target = ctx.const(200)
+    default = ctx.const(STYLIZE_DEFAULT_ITERATIONS)
+    reference = round(ctx.calc(op["seconds_per_image"] / op["seconds_per_iteration"]))
+    at_default = op["seconds_per_iteration"] * default
+    ok = min(sp["transform_net"], sp["adain"]) >= target
+    return (f"At {tn['size'][0]} × {tn['size'][1]} px the transform network is **{num(sp['transform_net'])}×** and "
+            f"AdaIN **{num(sp['adain'])}×** faster than {reference} iterations of optimisation (target ≥ {target}×: "
+            f"{'met' if ok else 'not met'}). Against the {default} iterations that `percept stylize` runs by default "
+            f"({num(ctx.calc(at_default))} s) the speed-ups are {num(ctx.calc(at_default / tn['seconds_per_image']))}× and "
+            f"{num(ctx.calc(at_default / ad['seconds_per_image']))}×. AdaIN takes "
+            f"{num(ctx.calc(ad['seconds_per_image'] / tn['seconds_per_image']), 1)}× the transform network's time.")
+
+
+@table("attack")
+def attack(ctx: Ctx) -> str:
+    """Targeted PGD on every photo: result, probability and time (for docs/understand.md)."""
+    atk = ctx.json("attack_pgd_cpu.json")
+    res = atk["results"]
+    ok = ctx.calc(sum(r["success"] for r in res))
+    levels = sorted({r["linf_levels"] for r in res})
+    rows = [[r["photo"], r["original"], r["target"], bold(r["new"], not r["success"]), num(r["probability"], 3)]
+            for r in res]
+    return (f"`{atk['model']}`, targeted PGD, ε = {num(ctx.calc(atk['epsilon'] * ctx.const(255)))}/255, "
+            f"{atk['steps']} steps, a seeded random target class for each of {atk['photos']} photos: "
+            f"**{num(ok)} of {num(ctx.calc(len(res)))} reach their target** (success rate {pct(atk['success_rate'], 0)}), "
+            f"L-inf {' to '.join(num(x) for x in levels)} levels (of 255), {num(atk['seconds'], 1)} s in all on the CPU.\n\n"
+            + md_table(["photo", "top class before", "target", "top class after", "its probability"], rows))
+
+
+@table("visualise-checks")
+def visualise_checks(ctx: Ctx) -> str:
+    """Whether each gradient-ascent method reaches its bar, and how busy the machine was (for docs/understand.md)."""
+    vis = ctx.json("visualise_cpu.json")
+    c = vis["checks"]
+    mark = lambda ok: "met" if ok else "not met"  # noqa: E731
+    gain, psnr, ratio = ctx.const(10), ctx.const(20), ctx.const(2)
+    gains = [r["gain"] for r in vis["class_image"]["results"]]
+    early = max(r["psnr_db"] for r in vis["invert"]["results"])
+    dr = vis["dream"][0]
+    start, end = vis["load_average_at_start"][0], vis["load_average_at_end"][0]
+    return (f"Bars: every class logit gains ≥ {gain} ({mark(c['class_image_gain_ge_10'])}: lowest gain "
+            f"+{num(min(gains), 1)}); an early layer's inversion reaches ≥ {psnr} dB "
+            f"({mark(c['invert_early_psnr_ge_20'])}: {num(early, 1)} dB); the dreamed layer's RMS activation at least "
+            f"{'doubles' if ratio == 2 else f'grows {ratio}×'} ({mark(c['dream_ratio_ge_2'])}: ×{num(dr['ratio'], 2)} for "
+            f"{dr['model']} `{dr['layer']}`). {vis['torch_threads']} torch threads; the 1-minute load average was "
+            f"{num(start, 2)} at the start of the run and {num(end, 2)} at its end, so other work shared the cores "
+            f"and the seconds are upper bounds.")
+
+
+DEMO_ITERATIONS = 100  # `make demo`: percept stylize ... --size 256 --iterations 100
+
+
+@table("demo-timings")
+def demo_timings(ctx: Ctx) -> str:
+    """What the two stylisations of `make demo` cost on the benchmark CPU (for README.md's quick start)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    m = d["machine"]
+    op, ad = d["sizes"]["256"]["optimization"], d["sizes"]["512"]["adain"]
+    n = ctx.const(DEMO_ITERATIONS)
+    return (f"On {m['cpu_count']} CPU cores the style transfer of `make demo` takes about "
+            f"{num(ctx.calc(n * op['seconds_per_iteration']))} s ({n} iterations at {op['size'][0]} px, "
+            f"{num(op['seconds_per_iteration'], 2)} s each) and AdaIN {num(ad['seconds_per_image'], 1)} s at "
+            f"{ad['size'][0]} px, plus loading the networks ([bench_feedforward_cpu.json]"
+            f"(docs/bench_feedforward_cpu.json)). GPU: {NOT_MEASURED}.")
+
+
+SERVICE_QUALITY_STEPS = {"256": 150, "512": 100}  # percept.service.runner.quality_iterations
+
+
+@table("service-timings")
+def service_timings(ctx: Ctx) -> str:
+    """What a service job costs on the benchmark CPU, from the optimisation and AdaIN timings (docs/service.md)."""
+    d = ctx.json("bench_feedforward_cpu.json")
+    m = d["machine"]
+    parts = []
+    for size, steps in SERVICE_QUALITY_STEPS.items():
+        op = d["sizes"][size]["optimization"]
+        n = ctx.const(steps)
+        parts.append(f"{num(op['seconds_per_iteration'], 2)} s per step at {op['size'][0]} × {op['size'][1]} px, so "
+                     f"about {num(ctx.calc(n * op['seconds_per_iteration']))} s for {n} steps")
+    ad = d["sizes"]["512"]["adain"]
+    return (f"On {m['cpu_count']} CPU cores (the optimisation and AdaIN timings of `benchmarks/feedforward.py`, "
+            f"without the service around them): `quality` takes {'; '.join(parts)}; `instant` takes "
+            f"{num(ad['seconds_per_image'], 1)} s at {ad['size'][0]} × {ad['size'][1]} px. GPU: {NOT_MEASURED}.")
+
+
+@table("service-load-averages")
+def service_load_averages(ctx: Ctx) -> str:
+    """How busy the machine was during the load test, and what a second worker changed (for docs/service.md)."""
+    loaded = _service_runs(ctx)
+    loads = [r["load_average_1min"] for _, d in loaded for r in d["runs"]]
+    cpus = sorted({d["machine"]["cpus"] for _, d in loaded})
+    lines = [f"The 1-minute load average after each run was {num(min(loads), 1)}–{num(max(loads), 1)} on "
+             f"{' / '.join(map(str, cpus))} CPU cores (other work on the machine included)."]
+    for label, d in loaded:
+        per = {s["workers"]: s["median_jobs_per_min"] for s in d["summary"]}
+        if 1 in per and 2 in per:
+            ratio = ctx.calc(per[2] / per[1])
+            lines.append(f"With {label} workers, two complete {num(ratio, 2)}× the jobs per minute of one "
+                         f"({num(per[2])} against {num(per[1])}, medians).")
+    return " ".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Rewriting and checking Markdown files
 
 def blocks(text: str) -> list[tuple[str, str]]:
@@ -648,7 +873,7 @@ def regenerate(text: str, docs: Path = DOCS) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", nargs="+", type=Path, default=list(DEFAULT_FILES),
-                        help="Markdown files whose marked blocks to regenerate (default: docs/benchmarks.md)")
+                        help="Markdown files whose marked blocks to regenerate (default: README.md docs/*.md)")
     parser.add_argument("--docs", type=Path, default=DOCS, help="folder of the benchmark JSON files (default: docs/)")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 and name each block that differs from what its JSON gives")
@@ -661,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in args.files:
         text = path.read_text()
-        if not blocks(text):
+        if not blocks(text) and len(args.files) == 1:
             print(f"{path}: no <!-- table: NAME --> blocks", file=sys.stderr)
         try:
             new, changed = regenerate(text, args.docs)

@@ -137,12 +137,12 @@ def test_every_benchmark_json_is_shown():
 
 
 def test_gpu_figures_say_not_measured():
-    """No JSON records a CUDA device, so every cell of a GPU column reads "not measured"."""
+    """No JSON records a CUDA device, so every cell of a GPU column of every page reads "not measured"."""
     cuda = [p.name for p in DOCS.glob("*.json") if tables._machine(json.loads(p.read_text()))["cuda_device"]]
     if cuda:
         pytest.skip(f"GPU figures recorded in {cuda}")
     gpu_columns = 0
-    for _, content in tables.blocks(BENCHMARKS_MD.read_text()):
+    for _, _, content in block_cases():
         rows = [[c.strip() for c in line.strip().strip("|").split("|")]
                 for line in content.splitlines() if line.startswith("|") and not line.startswith("|---")]
         if not rows:
@@ -185,3 +185,42 @@ def test_the_number_check_catches_hand_typed_figures():
     assert printed_numbers("relu1_2 of VGG-19 on x86-64, torch 2.14.1, a 20-minute run, `--size 512`") == []
     assert [t for t, _, _ in printed_numbers("ε = 4/255, −19 %, 6.0e-5, ×3.33")] == ["4", "255", "19", "6.0e-5",
                                                                                    "3.33"]
+
+
+# ------------------------------------------------------------------------------------------ the pages as a whole
+
+JSON_LINK = re.compile(r"\]\(\s*(?:docs/)?([\w.-]+\.json)\s*\)")  # docs/X.json from README.md
+IMAGE_LINK = re.compile(r"images/([\w.-]+\.(?:png|jpe?g|gif|svg|webp))")
+
+
+def user_pages() -> list[Path]:
+    """README.md and the pages of docs/ (what users read; docs/dev/ is for contributors)."""
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+@pytest.mark.parametrize("path", user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_page_that_cites_a_benchmark_json_shows_it_through_a_block(path):
+    """A page that links a raw output (docs/NAME.json) prints its figures from a generated block reading it, so no
+    figure of that benchmark is typed by hand there."""
+    text = path.read_text()
+    cited = {m.group(1) for m in JSON_LINK.finditer(text) if (DOCS / m.group(1)).exists()}
+    shown = {source for name, _ in tables.blocks(text) for source in tables.render(name).sources}
+    assert cited <= shown, f"{path.name} links {sorted(cited - shown)} but no block of it reads them"
+
+
+def test_every_image_is_linked_from_a_page():
+    """No stale figure: every file of docs/images/ is shown by README.md or a page of docs/."""
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    linked = {m.group(1) for page in pages if page.exists() for m in IMAGE_LINK.finditer(page.read_text())}
+    images = {p.name for p in (DOCS / "images").iterdir() if p.is_file()}
+    assert not images - linked, f"docs/images/ files that no page shows (remove them): {sorted(images - linked)}"
+
+
+def test_one_command_regenerates_every_page():
+    """`make tables` and a plain run of the generator cover README.md and every page with blocks."""
+    makefile = (ROOT / "Makefile").read_text()
+    target = re.search(r"^tables:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert target, "the Makefile has no `tables` target"
+    assert re.search(r"benchmarks/tables\.py --files README\.md docs/\*\.md", target.group(1)), target.group(1)
+    assert re.search(r"^\.PHONY:.*\btables\b", makefile, re.MULTILINE)
+    assert set(doc_files()) <= set(tables.DEFAULT_FILES)
