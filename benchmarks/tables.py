@@ -302,6 +302,34 @@ def transfer_recipes(ctx: Ctx) -> str:
                                       "wall time, GPU"], rows) + "\n\n" + summary
 
 
+
+@table("refactor-check")
+def refactor_check(ctx: Ctx) -> str:
+    d = ctx.json("refactor_check_cpu.json")
+    rows = [[f"stylize {r['size']} px", r["method"].replace("_", " "), num(r["total_loss_before"], 4),
+             num(r["total_loss_after"], 4), "yes" if r["same_losses"] else "**no**", num(r["s_per_it_before"], 3),
+             num(r["s_per_it_after"], 3), num(ctx.calc(r["s_per_it_after"] / r["s_per_it_before"]), 2)]
+            for r in d["stylize"]["rows"]]
+    rows += [[f"transfer", r["method"].replace("_", " "), num(r["val_accuracy_before"], 4),
+              num(r["val_accuracy_after"], 4), "yes" if r["same_accuracy"] else "**no**", "", "", ""]
+             for r in d["transfer"]["rows"]]
+    table_ = md_table(["benchmark", "method", "loss or accuracy before", "after", "same", "s / it before",
+                       "s / it after", "after / before"], rows)
+    runs = d["stylize_paired_256"]["runs"]
+    before = [r["seconds_per_iteration"] for r in runs if r["code"] == "before"]
+    after = [r["seconds_per_iteration"] for r in runs if r["code"] == "after"]
+    mean_b, mean_a = ctx.calc(sum(before) / len(before)), ctx.calc(sum(after) / len(after))
+    q = d["transfer_quiet_before"]
+    new = next(r for r in d["transfer"]["rows"] if r["method"] == "percept_default")
+    paired = (f"Alternating runs of percept alone at 256 px (before, after, three times): "
+              f"{', '.join(num(x, 3) for x in before)} s / iteration before, {', '.join(num(x, 3) for x in after)} "
+              f"after; means {num(mean_b, 3)} and {num(mean_a, 3)} ({num(ctx.calc(mean_a / mean_b), 2)}×).")
+    transfer = (f"Fine-tuning with percept's defaults took {num(new['seconds_after'], 1)} s after, against "
+                f"{num(q['percept_default_seconds'], 1)} s in a quiet run of the code before (same accuracy, "
+                f"{num(q['percept_default_val_accuracy'], 4)}); the transfer run before in this comparison shared "
+                f"the machine with other jobs, so only its accuracies are compared.")
+    return table_ + "\n\n" + paired + "\n\n" + transfer
+
 FLOWERS_ROWS = (
     ("features", "`features`: frozen backbone + logistic regression (C by cross-validation)"),
     ("features_augmented", "`features` + augmented copies (grouped cross-validation)"),
