@@ -194,3 +194,23 @@ def test_stylize_with_adain_records_how_to_reproduce_it(tmp_path, cat_path, wave
                  "--method", "adain", "--mask", str(tmp_path / "missing.png"), "--size", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.png" in err[0] and not (tmp_path / "m.png").exists()
+
+
+def test_each_command_is_built_by_the_module_the_table_names():
+    """`percept --help` lists commands from percept.cli.commands without building them; running a command builds
+    its module in full. The table must name the right module for each command, and miss none."""
+    import argparse
+
+    from percept.cli import build_parser
+    from percept.cli.commands import COMMANDS
+
+    def commands(parser):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return sub.choices
+
+    assert set(commands(build_parser())) == set(COMMANDS)  # the full parser
+    stubs = commands(build_parser(None))
+    assert set(stubs) == set(COMMANDS) and all(len(p._actions) == 1 for p in stubs.values())  # names only
+    for name in COMMANDS:
+        built = commands(build_parser(name))[name]
+        assert len(built._actions) > 1, f"{name}: its module ({COMMANDS[name][0]}) does not register it"

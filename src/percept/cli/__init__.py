@@ -14,19 +14,11 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from importlib import import_module
 
 from .. import __version__
 from ..errors import PerceptError
-from . import explain, models, service, stylize, training, transfer
-
-#: The commands as ``percept --help`` lists them, by what they are for.
-COMMAND_GROUPS = (
-    ("style transfer", ("stylize", "texture", "train-style", "train-adain")),
-    ("transfer learning", ("train", "evaluate", "predict", "lr-find", "augment-preview", "export")),
-    ("understanding CNNs", ("explain",)),
-    ("artwork service", ("serve", "worker")),
-    ("tools", ("models", "info")),
-)
+from .commands import COMMAND_GROUPS, COMMANDS
 
 
 class _GroupedHelp(argparse.RawDescriptionHelpFormatter):
@@ -47,7 +39,10 @@ class _GroupedHelp(argparse.RawDescriptionHelpFormatter):
         return "".join(parts)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = "") -> argparse.ArgumentParser:
+    """The ``percept`` parser. ``command=""`` (the default) builds every command with all its options; a command
+    name builds that command's module in full and only names the others; ``None`` only names them all, which is all
+    ``percept --help`` needs (no settings module is imported)."""
     parser = argparse.ArgumentParser(
         prog="percept", formatter_class=_GroupedHelp,
         description="Reuse ImageNet-pretrained CNNs: neural style transfer, texture synthesis, transfer learning, "
@@ -57,9 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"percept {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    for group in (stylize, training, transfer, explain, service, models):
-        group.register(sub)
+    full = {module for module, _help in COMMANDS.values()} if command == "" else \
+        {COMMANDS[command][0]} if command in COMMANDS else set()
+    for module in dict.fromkeys(module for module, _help in COMMANDS.values()):
+        if module in full:
+            import_module(f".{module}", __name__).register(sub)
+    for name, (module, text) in COMMANDS.items():
+        if module not in full:
+            sub.add_parser(name, help=text)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (its first word that is not an option), else None."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 OUT_OF_MEMORY_FIX = ("lower --size or --batch-size, use --optimizer adam (stylize) or --tile (feed-forward), "
@@ -67,7 +73,8 @@ OUT_OF_MEMORY_FIX = ("lower --size or --batch-size, use --optimizer adam (styliz
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *_args, **_kwargs: f"percept: warning: {message}\n"
     if not getattr(args, "command", None):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..understand import params as P
 from . import explain_ascent, explain_features
 from .explain_common import add_options, run
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 
@@ -68,7 +69,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("explain", help="look inside a pretrained network: filters, activations, saliency, layers",
+    p = sub.add_parser("explain", help=HELP["explain"],
                        formatter_class=fmt,
                        description="Understanding CNNs. MODEL is an ImageNet classifier (efficientnet_lite0, "
                        "efficientnet_lite2 offline; resnet18, resnet50, mobilenet_v3_large, efficientnet_b0, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 
@@ -23,7 +24,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     from ..models.params import DescribeParams
 
-    p = sub.add_parser("models", help="list networks, weights, their availability here, and layer names",
+    p = sub.add_parser("models", help=HELP["models"],
                        description="List every model percept can build (feature networks, classifiers, backbones, "
                        "decoders, style networks) with the availability of its weights here, or describe one.",
                        epilog="examples:\n  percept models\n  percept models vgg19\n  percept models --kind backbone\n"

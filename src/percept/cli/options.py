@@ -117,7 +117,8 @@ def add_settings(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: C
             kwargs["action"] = "store_true" if default is False and not optional else argparse.BooleanOptionalAction
         else:
             if base in _SCALARS:
-                kwargs["type"] = _number(_SCALARS[base]) if base in ("int", "float") else _SCALARS[base] if base == "Path" else str
+                kind = _SCALARS[base]
+                kwargs["type"] = _number(kind) if base in ("int", "float") else kind if base == "Path" else str
             elif base.startswith("list[") and base[5:-1] in _SCALARS:
                 kwargs["type"] = _parse_list(_SCALARS[base[5:-1]])
             else:

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 LOG_FORMAT = "percept: %(name)s: %(message)s"
@@ -39,7 +40,7 @@ def register(sub) -> None:
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
-        "serve", help="run the artwork web service: upload a photo, choose a style, get the painting",
+        "serve", help=HELP["serve"],
         formatter_class=fmt, description="The artwork service: a web page and a JSON API (docs at /docs). Jobs "
         "live in a SQLite file and images on disk under --data-dir, so they survive restarts. Without --broker "
         "jobs run on --workers threads in this process; with --broker they run on `percept worker` processes.\n"
@@ -58,7 +59,7 @@ def register(sub) -> None:
                      only=[name for name, group in groups.items() if group == title])
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("worker", help="run artwork-service jobs from a Redis broker (scale-out of percept serve)",
+    p = sub.add_parser("worker", help=HELP["worker"],
                        formatter_class=fmt, description="Run jobs of `percept serve --broker URL` on this machine.\n"
                        "A worker needs only the Redis URL: jobs bring their inputs and take their results back\n"
                        "through Redis (no shared disk, no data dir). Start one per GPU, on any machine that\n"

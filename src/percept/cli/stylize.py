@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PerceptError
+from .commands import HELP
 from .options import add_output_options, add_settings, settings_from_args
 
 EPILOG_STYLIZE = """\
@@ -237,8 +238,7 @@ def register(sub) -> None:
         return ", ".join("--" + n.replace("_", "-") for n in shared)
 
     p = sub.add_parser(
-        "stylize", help="paint a photo in the style of one or more paintings (optimisation, AdaIN or a trained "
-        "network)", formatter_class=fmt, epilog=EPILOG_STYLIZE,
+        "stylize", help=HELP["stylize"], formatter_class=fmt, epilog=EPILOG_STYLIZE,
         description="Neural style transfer. By optimisation (Gatys, Ecker & Bethge 2016; the default): the output "
         "image is optimised so its VGG features match the content photo and the Gram matrices of the style "
         "image(s). With --method adain: any style in one forward pass (Huang & Belongie 2017). With --model: a "
@@ -262,7 +262,7 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_stylize)
 
     p = sub.add_parser(
-        "texture", help="synthesise a new texture from a sample (Gatys et al.)", formatter_class=fmt,
+        "texture", help=HELP["texture"], formatter_class=fmt,
         description="Texture synthesis (Gatys, Ecker & Bethge 2015): seeded noise is optimised until its Gram "
         "matrices match the source's. The output size does not depend on the source's size.",
         epilog=EPILOG_TEXTURE,
@@ -273,8 +273,7 @@ def register(sub) -> None:
                  StyleParams, only=method_settings("texture"))
     p.set_defaults(func=_cmd_texture)
 
-    p = sub.add_parser("info", help="show the record of an output image (and the command that reproduces it) "
-                       "or of a style network", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = sub.add_parser("info", help=HELP["info"], formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  percept info out.png            # what made it, and the command that "
                        "reproduces it\n  percept info out.png --json     # the whole record\n"
                        "  percept info starry.pt          # a trained style network: styles, training, losses")

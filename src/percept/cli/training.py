@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import PerceptError
 from ..style.training_params import TrainAdainParams, TrainStyleParams
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 
@@ -64,7 +65,7 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
-        "train-adain", help="train a decoder for AdaIN arbitrary style transfer", formatter_class=fmt,
+        "train-adain", help=HELP["train-adain"], formatter_class=fmt,
         description="Trains the decoder of AdaIN (Huang & Belongie 2017) on photos and paintings: content loss "
         "to the AdaIN target in VGG-19 relu4_1, style loss on the channel means and stds of relu1_1..relu4_1. "
         "The paper trains 160,000 steps of 8 images (MS-COCO + WikiArt) on a GPU; percept ships that decoder, so "
@@ -80,7 +81,7 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_train_adain)
 
     p = sub.add_parser(
-        "train-style", help="train a feed-forward style network (Johnson et al.; several styles: Dumoulin et al.)",
+        "train-style", help=HELP["train-style"],
         formatter_class=fmt,
         description="Trains the transform network of Johnson, Alahi & Fei-Fei (2016) to paint photos in the style "
         "of STYLE in one forward pass, with the perceptual loss of percept stylize (content at relu2_2, Gram style "

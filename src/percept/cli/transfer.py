@@ -23,6 +23,7 @@ from ..transfer.params import (
     PredictParams,
 )
 from . import transfer_export
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 _FEATURES = {f.name for f in dataclasses.fields(FeaturesParams)}
@@ -110,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _register_train(sub, fmt) -> None:
     p = sub.add_parser(
-        "train", help="train an image classifier on a pretrained backbone (transfer learning)", formatter_class=fmt,
+        "train", help=HELP["train"], formatter_class=fmt,
         description="Transfer learning from an ImageNet-pretrained backbone. --strategy features: the frozen "
         "network's features are computed once (cached on disk) and a linear classifier is fitted on top. --strategy "
         "finetune: a new head is trained, then the top of the backbone with discriminative learning rates. DATA is "
@@ -191,7 +192,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _register_evaluate(sub, fmt) -> None:
     p = sub.add_parser(
-        "evaluate", help="accuracy, per-class metrics and confusion matrix of one run or an ensemble",
+        "evaluate", help=HELP["evaluate"],
         formatter_class=fmt,
         description="Evaluate RUN on its own validation split, or on DATA (its val/ folder if it has one, else "
         "every image). Several runs are evaluated as an ensemble (averaged probabilities).",
@@ -207,7 +208,7 @@ def _register_evaluate(sub, fmt) -> None:
 
 
 def _register_predict(sub, fmt) -> None:
-    p = sub.add_parser("predict", help="top-k classes of images with a trained run", formatter_class=fmt,
+    p = sub.add_parser("predict", help=HELP["predict"], formatter_class=fmt,
                        epilog="examples:\n  percept predict runs/ants_bees photo.jpg more_photos/ --top-k 2")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders")
@@ -246,7 +247,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 def _register_lr_find(sub, fmt) -> None:
     p = sub.add_parser(
-        "lr-find", help="learning-rate range test for fine-tuning: loss vs lr plot and a suggested lr",
+        "lr-find", help=HELP["lr-find"],
         formatter_class=fmt,
         description="Trains a few mini-batches with the learning rate growing geometrically (Smith 2015, as "
         "fastai's lr_find) and plots the loss against it; the suggested lr is where the loss falls fastest. "
@@ -278,7 +279,7 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
 
 
 def _register_augment_preview(sub, fmt) -> None:
-    p = sub.add_parser("augment-preview", help="draw a grid of augmented training samples", formatter_class=fmt,
+    p = sub.add_parser("augment-preview", help=HELP["augment-preview"], formatter_class=fmt,
                        epilog="examples:\n  percept augment-preview data/hymenoptera -o grid.png --augment strong")
     p.add_argument("data", metavar="DATA", help="dataset folder (training images are sampled)")
     p.add_argument("-o", "--output", required=True, metavar="GRID.png", help="output image (required)")

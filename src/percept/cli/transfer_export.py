@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import PerceptError
 from ..transfer.params import ExportParams, network_only
+from .commands import HELP
 from .options import add_settings, settings_from_args
 
 EPILOG_EXPORT = """\
@@ -59,7 +60,7 @@ def _export_style_net(args: argparse.Namespace, settings: dict) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "export", help="save a trained run as one ONNX or TorchScript file that runs without percept",
+        "export", help=HELP["export"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export RUN (either strategy) as one model: float32 (B, 3, crop, crop) RGB in [0, 1] -> class "
         "probabilities (B, K), with the backbone's normalisation inside and a features run's scaler and linear "
