@@ -35,9 +35,9 @@ examples:
 
 EPILOG_TEXTURE = """\
 examples:
-  percept texture pebbles.jpg -o pebbles_512.png --size 512
+  percept texture colorful_zigzag_256.jpg -o zigzag_512.png --size 512
   percept texture red_peppers.jpg -o peppers.png --style-scale 0.5 --seed 3
-  percept texture pebbles.jpg -o again.png --params-from pebbles_512.png      # reproduce a result
+  percept texture colorful_zigzag_256.jpg -o again.png --params-from zigzag_512.png      # reproduce a result
 """
 
 #: Images of a folder read and stylised together by a trained network (bounds memory for large folders).

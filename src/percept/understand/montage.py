@@ -80,3 +80,55 @@ def labelled_grid(tiles: torch.Tensor, captions: Sequence[str | Sequence[str]], 
                       font=font)
     arr = np.asarray(canvas, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def robust_limit(heat: torch.Tensor | np.ndarray, percentile: float = 99.0) -> float:
+    """The ``percentile`` of ``|heat|``: the top of a map's colour scale, so a few hot pixels do not wash it out
+    (a positive number; 1.0 for an all-zero map)."""
+    values = np.abs(np.asarray(heat.detach().cpu() if isinstance(heat, torch.Tensor) else heat, dtype=np.float64))
+    limit = float(np.percentile(values, percentile)) if values.size else 0.0
+    if not np.isfinite(limit) or limit <= 0:
+        limit = float(values.max()) if values.size and np.isfinite(values.max()) and values.max() > 0 else 1.0
+    return limit
+
+
+def saliency_panel(image: torch.Tensor, maps: Sequence[torch.Tensor], titles: Sequence[str], *,
+                   photo_title: str = "photo", percentile: float = 99.0, colormap: str = "inferno",
+                   panel_inches: float = 2.6, dpi: int = 100):
+    """The photo ``(1, 3, H, W)`` (or ``(3, H, W)``) in [0, 1] and each saliency map ``(H, W)`` on its own, side by
+    side: a title per panel (``photo_title``, then ``titles``), a colour bar per map, each map scaled robustly
+    (clipped at the ``percentile`` of its absolute value). Signed maps get a diverging scale around 0.
+    Returns a matplotlib :class:`~matplotlib.figure.Figure` (not attached to pyplot); save it with ``savefig``."""
+    from matplotlib.figure import Figure
+
+    if len(maps) != len(titles):
+        raise PerceptError(f"{len(maps)} maps but {len(titles)} titles")
+    photo = image.detach().float().cpu()
+    if photo.dim() == 4:
+        photo = photo[0]
+    if photo.dim() != 3 or photo.shape[0] != 3:
+        raise PerceptError(f"image must be (1, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
+    h, w = photo.shape[-2:]
+    n = len(maps) + 1
+    aspect = h / w
+    fig = Figure(figsize=(n * panel_inches, panel_inches * aspect + 0.6), dpi=dpi, layout="constrained")
+    fig.get_layout_engine().set(wspace=0.12)  # room for each map's colour bar
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    axes[0].imshow(photo.clamp(0, 1).permute(1, 2, 0).numpy())
+    axes[0].set_title(photo_title)
+    for ax, heat, title in zip(axes[1:], maps, titles):
+        arr = np.asarray(heat.detach().float().cpu() if isinstance(heat, torch.Tensor) else heat, dtype=np.float32)
+        if arr.ndim != 2:
+            raise PerceptError(f"saliency maps must be (H, W), got {arr.shape} for {title!r}")
+        limit = robust_limit(arr, percentile)
+        if float(arr.min()) < 0:
+            shown = ax.imshow(np.clip(arr, -limit, limit), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        else:
+            shown = ax.imshow(np.clip(arr, 0, limit), cmap=colormap, vmin=0, vmax=limit)
+        ax.set_title(title)
+        bar = fig.colorbar(shown, cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)))  # exactly as tall as the map
+        bar.ax.tick_params(labelsize=7)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
