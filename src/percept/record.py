@@ -37,15 +37,15 @@ def describe_input(image: Any) -> dict[str, Any]:
     return {"path": None, "type": type(image).__name__}
 
 
-def command_line(words: Sequence[str], params: dict[str, Any]) -> str:
+def command_line(words: Sequence[Any], params: dict[str, Any], *, flags: dict[str, str] | None = None) -> str:
     """``percept WORDS... --name value ...``: the shell command passing ``params`` as options (``style_weight``
-    as ``--style-weight``). Lists are comma-joined, ``True`` is a bare flag; ``None``, ``False``, ``""`` and
-    ``[]`` (the "not set" values) are left out."""
+    as ``--style-weight``, or ``flags[name]`` where a setting has another flag). Lists are comma-joined, ``True`` is
+    a bare flag; ``None``, ``False``, ``""`` and ``[]`` (the "not set" values) are left out."""
     parts = ["percept", *map(str, words)]
     for name, value in params.items():
         if value is None or value is False or value == "" or value == []:
             continue
-        parts.append("--" + name.replace("_", "-"))
+        parts.append((flags or {}).get(name) or "--" + name.replace("_", "-"))
         if value is not True:
             parts.append(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
     return shlex.join(parts)

@@ -4,7 +4,6 @@ method that writes a figure, and running one ``explain_*`` function and saving i
 from __future__ import annotations
 
 import argparse
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -31,17 +30,17 @@ def settings(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 def command_line(cls: type, inputs: Sequence[Any], output: Path, params: dict[str, Any]) -> str:
     """The ``percept explain`` command that reproduces an output: its inputs and every non-default setting."""
     from ..params import default_of
+    from ..record import command_line as percept_command
 
-    words = ["percept", *record_method(cls).split(), *map(str, inputs), "-o", str(output)]
+    shown: dict[str, Any] = {}
+    flags: dict[str, str] = {}
     for f in fields(cls):
         value = params.get(f.name, default_of(f))
-        if value == default_of(f) or not f.metadata.get("cli", True):
-            continue
-        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-        words.append(flag if isinstance(flag, str) else flag[0])
-        if not isinstance(value, bool):
-            words.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
-    return shlex.join(words)
+        if f.metadata.get("cli", True) and value != default_of(f):
+            shown[f.name] = value
+        if flag := f.metadata.get("flag"):
+            flags[f.name] = flag if isinstance(flag, str) else flag[0]
+    return percept_command([*record_method(cls).split(), *inputs, "-o", output], shown, flags=flags)
 
 
 def run(args: argparse.Namespace, cls: type, explain: Callable[..., Any], *inputs: Any, **runtime: Any):
