@@ -22,6 +22,8 @@ TORCHVISION_CLASSIFIERS = ("resnet18", "resnet50", "mobilenet_v3_large", "effici
 IMAGENET_CLASSIFIERS = (*EFFICIENTNET_LITE, *TORCHVISION_CLASSIFIERS)
 #: The layer a feature network's backbone pools: its deepest ReLU.
 FEATURE_NET_LAYERS = {"vgg16": "relu5_3", "vgg19": "relu5_4", "alexnet": "relu5"}
+#: How a backbone pools each feature map it reads (:mod:`percept.models.pooling`); ``avg`` is the default.
+POOLINGS = ("avg", "max", "gram", "bilinear")
 #: Transfer-learning backbones.
 BACKBONES = (*EFFICIENTNET_LITE, *FEATURE_NET_LAYERS, *TORCHVISION_CLASSIFIERS)
 

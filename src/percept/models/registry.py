@@ -129,7 +129,7 @@ def _builtin() -> list[ModelEntry]:
     entries += [
         ModelEntry(name, "backbone", "percept.models.backbone:build_backbone",
                    f"{name} pooled features for transfer learning", tuple(w for w in every if w.arch == name)[:1],
-                   options=("pretrained",))
+                   options=("pretrained", "layers", "pooling"))
         for name in BACKBONES
     ]
     entries.append(ModelEntry("adain_decoder", "decoder", "percept.style.decoder:load_decoder",
@@ -273,7 +273,8 @@ def get_model(name: str | os.PathLike, weights: str | os.PathLike | Weights | No
         kind: ``features``, ``classifier``, ``backbone``, ``decoder`` or ``style-net``; ``None``: the name's first.
         device: ``cpu``, ``cuda``, ``auto``, ...
         options: options of the builder, e.g. ``pooling="avg"`` and ``padding_mode="reflect"`` for a feature
-            network, ``preprocessing`` for a feature network's weights file, ``pretrained=False`` for a backbone.
+            network, ``preprocessing`` for a feature network's weights file, ``pretrained=False``, ``layers=[...]`` and
+            ``pooling="gram"`` for a backbone.
 
     Returns the kind's object: a FeatureNet, Classifier, Backbone, Decoder or TransformNet. Unknown names,
     options or weights are one-line errors with suggestions; unavailable weights say what was tried.

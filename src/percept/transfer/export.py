@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import PerceptError
 from ..image import atomic_write, check_writable
 from ..params import from_settings, to_record
+from .linear import backbone_options
 from .params import ExportParams, network_only
 from .runs import Run, load_run
 
@@ -86,12 +87,7 @@ def run_network(run: Run) -> tuple[nn.Module, nn.Module, int, int]:
     """The run as networks on the CPU: ``(body, head, resize, crop)``; ``head(body(x))`` are the class logits of
     RGB ``x`` in [0, 1] ``(B, 3, crop, crop)``, evaluated after resizing the short side to ``resize``."""
     if run.record["strategy"] == "features":
-        from ..models import get_model
-
-        net = get_model(run.record["backbone"], device="cpu", kind="backbone")
-        if net.cache_id != run.record["cache_id"]:
-            raise PerceptError(f"run {str(run.path)!r} was trained on {run.record['cache_id']}, but this "
-                               f"machine's {run.record['backbone']} is {net.cache_id}")
+        net = run.backbone("cpu")  # with the run's layers and pooling
         return net.model, linear_head(run.predictor), net.resize, net.crop
     model = run.predictor
     return model.body, model.head, model.resize, model.crop
@@ -216,7 +212,9 @@ def export_run(run_path: str | os.PathLike, output: str | os.PathLike, **setting
                    "meaning": "class probabilities (each row sums to 1), columns in the order of classes"},
         "source": {"run": str(run.path.resolve()), "strategy": run.record["strategy"],
                    "backbone": run.record.get("backbone"), "weights_id": run.record.get("weights_id"),
-                   **({"classifier": run.record.get("classifier")} if run.record["strategy"] == "features" else {})},
+                   **({"classifier": run.record.get("classifier"),
+                       **backbone_options(run.record.get("params", {}))}
+                      if run.record["strategy"] == "features" else {})},
         "params": to_record(params),
     }
     atomic_write(output, write)

@@ -154,6 +154,12 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def backbone_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``get_model(..., kind="backbone")`` options of a features run from its ``params`` (a run made before
+    ``features`` and ``pooling`` existed gets the defaults)."""
+    return {"layers": list(params.get("features") or []), "pooling": params.get("pooling") or "avg"}
+
+
 def train_features(data: str | Path, out: str | Path, *, progress: bool = False, **settings: Any) -> dict[str, Any]:
     """Fit a linear classifier on frozen ``backbone`` features of ``data``; write the run to ``out``.
 
@@ -162,7 +168,9 @@ def train_features(data: str | Path, out: str | Path, *, progress: bool = False,
         out: run folder to write.
         progress: show progress bars while computing features.
         **settings: any field of :class:`~percept.transfer.params.FeaturesParams` (``backbone``, ``classifier``,
-            ``C``, ``augment_copies``, ``batch_size``, ``cache_dir``, ...). ``C=None`` chooses the regularisation
+            ``features``, ``pooling``, ``C``, ``augment_copies``, ``batch_size``, ``cache_dir``, ...). ``features``
+            (layer names) and ``pooling`` (``avg``, ``max``, ``gram``, ``bilinear``) choose what the vector of an
+            image is: several stages of the backbone, each pooled, concatenated. ``C=None`` chooses the regularisation
             by cross-validation on the training images. ``augment_copies=N`` adds the features of N augmented
             copies of every training image (``augment`` preset and ``augment_overrides``; mixup/cutmix do not
             apply to single images), each cached like the plain features.
@@ -183,9 +191,9 @@ def train_features(data: str | Path, out: str | Path, *, progress: bool = False,
     if out.exists() and not out.is_dir():
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
     split = scan_dataset(data, val_fraction=params.val_fraction, seed=params.seed)
-    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(params.device)
-    net = get_model(params.backbone, device=dev, kind="backbone")
+    net = get_model(params.backbone, device=dev, kind="backbone", **backbone_options(to_record(params)))
+    out.mkdir(parents=True, exist_ok=True)  # after the backbone: an unknown layer leaves no folder behind
     embed = dict(cache_dir=params.cache_dir, batch_size=params.batch_size, device=dev, progress=progress)
     train_paths = [p for p, _ in split.train]
     x_train, hits_train = embed_images(net, train_paths, **embed)

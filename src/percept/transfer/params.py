@@ -13,11 +13,12 @@ This module imports nothing heavy (no torch): the command line reads it to build
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import PerceptError
-from ..models.names import BACKBONES
+from ..models.names import BACKBONES, POOLINGS
 from ..params import check_choices, device_setting, setting
 from .names import CLASSIFIERS
 
@@ -63,9 +64,11 @@ def _check_positive(params: Any, *names: str) -> None:
 
 
 def _check_cache_dir(params: Any) -> None:
-    """Store the cache folder as a string (records are JSON)."""
+    """Store the cache folder as a string (records are JSON); anything but a path is refused."""
     if params.cache_dir is not None:
-        params.cache_dir = str(params.cache_dir)
+        if not isinstance(params.cache_dir, (str, os.PathLike)):
+            raise PerceptError(f"cache-dir must be a folder path, got {type(params.cache_dir).__name__}")
+        params.cache_dir = os.fspath(params.cache_dir)
 
 
 def _check_overrides(params: Any) -> None:
@@ -96,6 +99,13 @@ class FeaturesParams:
     classifier: str = setting("logreg", "linear classifier: logreg (multinomial logistic regression), svm (linear "
                               "SVM) or softmax (a softmax layer trained in PyTorch with label smoothing)",
                               choices=CLASSIFIERS)
+    features: list[str] = setting([], "read and concatenate these layers of the backbone, e.g. stage3,stage5,head "
+                                  "(EfficientNet: stage1..stage7, head; VGG/AlexNet: relu names such as relu3_1; "
+                                  "ResNet: layer1..layer4) (unset: the backbone's last features)",
+                                  metavar="LAYER,...")
+    pooling: str = setting("avg", "how each layer's feature map becomes a vector: avg or max per channel, gram "
+                           "(Gram matrix: channel co-occurrences, for textures and fine-grained classes) or "
+                           "bilinear (compact bilinear pooling, 8192 numbers per layer)", choices=POOLINGS)
     C: float | None = setting(None, "inverse regularisation strength (unset: chosen by cross-validation on the "
                               "training images)")
     val_fraction: float = setting(0.2, "validation share when the data has no train/val folders")
@@ -112,6 +122,9 @@ class FeaturesParams:
         _check_cache_dir(self)
         _check_overrides(self)
         _check_positive(self, "C", "batch_size")
+        if isinstance(self.features, str):  # "stage3,stage5" from Python
+            self.features = self.features.split(",")
+        self.features = [str(layer).strip() for layer in self.features or [] if str(layer).strip()]
         if self.augment_copies < 0:
             raise PerceptError(f"augment-copies must be >= 0, got {self.augment_copies}")
         check_choices(self)

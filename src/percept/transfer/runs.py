@@ -25,7 +25,7 @@ from ..models import TTA_VIEWS, get_model, view_transform
 from ..params import from_settings, to_record
 from .data import IMAGE_EXTENSIONS, scan_dataset
 from .feature_cache import embed_images
-from .linear import probabilities
+from .linear import backbone_options, probabilities
 from .params import EvaluateParams, PredictParams
 
 STRATEGIES = ("features", "finetune")
@@ -43,14 +43,21 @@ class Run:
     def classes(self) -> list[str]:
         return self.record["classes"]
 
+    def backbone(self, device: str | torch.device = "cpu"):
+        """The frozen :class:`~percept.models.Backbone` of a ``features`` run (its layers and pooling as recorded);
+        a one-line error when this machine's backbone would compute other features than the run's."""
+        net = get_model(self.record["backbone"], device=device, kind="backbone",
+                        **backbone_options(self.record.get("params", {})))
+        if net.cache_id != self.record["cache_id"]:
+            raise PerceptError(f"run {str(self.path)!r} was trained on {self.record['cache_id']}, but this "
+                               f"machine's {self.record['backbone']} is {net.cache_id}")
+        return net
+
     def probabilities(self, paths: Sequence[Path], *, batch_size: int, device: torch.device,
                       cache_dir: Path | None, progress: bool, views: Sequence[str] = ("center",)) -> np.ndarray:
         """Class probabilities ``(N, K)`` of the images at ``paths``, averaged over the TTA ``views``."""
         if self.record["strategy"] == "features":
-            net = get_model(self.record["backbone"], device=device, kind="backbone")
-            if net.cache_id != self.record["cache_id"]:
-                raise PerceptError(f"run {str(self.path)!r} was trained on {self.record['cache_id']}, but this "
-                                   f"machine's {self.record['backbone']} is {net.cache_id}")
+            net = self.backbone(device)
             per_view = [probabilities(self.predictor, embed_images(
                 net, paths, cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress,
                 view=view)[0]) for view in views]
