@@ -151,7 +151,7 @@ def test_finetune_freezes_trains_head_and_restores_best_epoch(dataset, tmp_path,
     monkeypatch.setattr(torch.optim, "AdamW", spy_adamw)
     pretrained = FinetuneNet("alexnet", 2).state_dict()
     record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=2, head_epochs=1, unfreeze=2,
-                               lr=1e-3, batch_size=4, device="cpu")
+                               lr=1e-3, batch_size=4, device="cpu", head_init="kaiming")
     # head phase: only the head's group; fine-tune phase: lr/9, lr/3 and lr reach the optimizer
     assert seen_groups[0] == [("head", 1e-3, 2)]
     assert [(n, round(lr, 6)) for n, lr, _ in seen_groups[1]] == [("early", round(1e-3 / 9, 6)),
@@ -187,7 +187,7 @@ def test_early_stopping_restores_the_best_weights(dataset, tmp_path, monkeypatch
 
     monkeypatch.setattr(ft, "accuracy", fake_accuracy)
     record = ft.train_finetune(dataset, tmp_path / "run", backbone="alexnet", epochs=5, head_epochs=1, unfreeze=1,
-                               patience=2, batch_size=6, device="cpu", augment="none")
+                               patience=2, batch_size=6, device="cpu", augment="none", head_init="kaiming")
     assert [h["val_accuracy"] for h in record["history"]] == [0.5, 0.9, 0.6, 0.4]  # stopped after 2 worse epochs
     assert record["best_epoch"] == 2 and record["metrics"]["val_accuracy"] == 0.9
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]

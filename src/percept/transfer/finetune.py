@@ -2,14 +2,21 @@
 
 The recipe (defaults in :class:`~percept.transfer.finetune_params.FinetuneParams`):
 
-1. **Head first.** The backbone is frozen (BatchNorm statistics too) and only a new head (dropout + linear,
-   Kaiming or Xavier initialised) is trained for ``head_epochs`` epochs.
+1. **Head from the linear probe** (``head_init="linear-probe"``, LP-FT after Kumar et al. 2022): the frozen
+   backbone's features of the training images (centre crops) are fitted by the features strategy's classifier
+   (standardised features -> logistic regression, C by cross-validation); its weights, with the standardisation
+   folded in, become the head, so fine-tuning starts at the linear probe's accuracy instead of distorting the
+   backbone with the gradients of a random head. The probe is epoch 0 of early stopping: a run that no epoch
+   improves on the validation images returns the probe. ``head_init="kaiming"|"xavier"`` starts a random head
+   that is trained alone for ``head_epochs`` (2 unless given) epochs first, BatchNorm statistics frozen.
 2. **Then the top K stages** (``unfreeze``) are unfrozen with *discriminative learning rates*: the unfrozen
-   stages are split into an earlier and a later half trained at ``lr/9`` and ``lr/3``, the head at ``lr``.
-   AdamW (or SGD with Nesterov momentum) with weight decay, a cosine (or one-cycle) schedule per phase, label
-   smoothing, augmentation (preset ``light``: random resized crop, horizontal flip, colour jitter; see
+   stages are split into an earlier and a later half trained at ``lr/9`` and ``lr/3``, the head at ``lr`` (by
+   default a fifth of the optimiser's usual rate after a linear-probe start). BatchNorm statistics stay as
+   pretrained (``freeze_bn``; their scale and shift train). AdamW (or SGD with
+   Nesterov momentum) with weight decay, a cosine (or one-cycle) schedule per phase, label smoothing,
+   augmentation (preset ``light``: random resized crop, horizontal flip, colour jitter; see
    :mod:`percept.transfer.augment`), early stopping on validation accuracy with the best epoch restored, mixed
-   precision (AMP) on CUDA.
+   precision (AMP) on CUDA. ``image_size`` changes the input size (the backbone's by default).
 
 ``pretrained=False`` trains the same architecture from random weights, all layers at once, as a baseline.
 
@@ -44,6 +51,7 @@ from .distributed import broadcast, close, gather, init_distributed
 from .finetune_data import (
     Training,
     diagnostic_batch,
+    init_head_from_probe,
     prepare_training,
 )
 from .finetune_params import FinetuneParams, parse_unfreeze
@@ -52,10 +60,10 @@ from .plots import plot_learning_curves, write_history_csv
 
 #: The settings a run records and a resumed run must keep (``lr`` and ``weight_decay`` as resolved).
 RUN_SETTINGS = ("pretrained", "epochs", "head_epochs", "unfreeze", "optimizer", "lr", "weight_decay", "momentum",
-                "schedule", "dropout", "head_init", "label_smoothing", "augment", "augment_overrides", "reuse_head",
-                "batch_size", "patience")
-#: Runs saved before the backbone was one of the settings kept it beside them.
-ADDED_LATER = {"backbone": lambda saved: saved.get("backbone")}
+                "schedule", "dropout", "head_init", "freeze_bn", "image_size", "label_smoothing", "augment",
+                "augment_overrides", "reuse_head", "batch_size", "patience")
+#: Settings added after some runs were saved, with the value those runs used (the backbone was kept beside them).
+ADDED_LATER = {"backbone": lambda saved: saved.get("backbone"), "freeze_bn": False, "image_size": None}
 
 
 @torch.no_grad()
@@ -96,7 +104,7 @@ def train_finetune(data: str | Path, out: str | Path, *, resume: bool = False, p
     if out.exists() and not out.is_dir():
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
     params = {name: getattr(p, name) for name in RUN_SETTINGS}
-    params.update(lr=p.resolved_lr(), weight_decay=p.resolved_weight_decay())
+    params.update(lr=p.resolved_lr(), weight_decay=p.resolved_weight_decay(), head_epochs=p.resolved_head_epochs())
     ctx, dev = init_distributed(p.device)
     try:
         trainer = Trainer(out / "checkpoint.pt", {**params, "backbone": p.backbone}, resume=resume, device=dev,
@@ -133,18 +141,25 @@ def _fit(t: Training, trainer: Trainer, out: Path, p: FinetuneParams, params: di
     from .diagnostics import activation_stats, compare, format_summary, plot_diagnostics
 
     model, ctx, dev = t.model, t.ctx, t.device
+    head_epochs = params["head_epochs"]
     if p.pretrained:
-        phases = [("head", p.head_epochs, 0, True), ("finetune", p.epochs, k, True)]
+        phases = [("head", head_epochs, 0, True), ("finetune", p.epochs, k, True)]
     else:
-        phases = [("scratch", p.head_epochs + p.epochs, 10**6, False)]
+        phases = [("scratch", head_epochs + p.epochs, 10**6, False)]
+    best: dict[str, Any] = {"val_accuracy": -1.0, "epoch": 0, "state": None}
+    probe = None
+    if p.pretrained and p.head_init == "linear-probe" and not trainer.saved:
+        # the linear probe is epoch 0: fine-tuning keeps it unless an epoch validates better
+        probe = init_head_from_probe(t, p.seed)
+        best = {"val_accuracy": probe["val_accuracy"], "epoch": 0,
+                "state": {n: v.detach().cpu().clone() for n, v in model.state_dict().items()}}
     diag_batch = diagnostic_batch(t) if ctx.is_main else None
-    state: dict[str, Any] = {"phase": 0, "phase_epoch": 0, "epoch": 0, "stale": 0,
-                             "best": {"val_accuracy": -1.0, "epoch": 0, "state": None},
+    state: dict[str, Any] = {"phase": 0, "phase_epoch": 0, "epoch": 0, "stale": 0, "best": best, "probe": probe,
                              "diagnostics_start": activation_stats(model, diag_batch) if ctx.is_main else None}
     trainer.restore(model=model)
     saved = trainer.saved
     if saved:
-        state.update({key: saved[key] for key in state})
+        state.update({key: saved.get(key) for key in state})
         trainer.saved_at = f"epoch {state['epoch']}"
         if not ctx.active:
             t.train_loader.generator.set_state(saved["loader_rng"])
@@ -207,6 +222,7 @@ def _fit(t: Training, trainer: Trainer, out: Path, p: FinetuneParams, params: di
         "history": history,
         "best_epoch": state["best"]["epoch"],
         "reused_imagenet_rows": t.reused,
+        "linear_probe": state["probe"],
         "metrics": {"val_accuracy": state["best"]["val_accuracy"]},
         "diagnostics": {**diagnostics["summary"], "text": format_summary(diagnostics)},
         "distributed": {**ctx.record(), "replicas_in_sync": len(set(replicas)) == 1,
@@ -216,7 +232,8 @@ def _fit(t: Training, trainer: Trainer, out: Path, p: FinetuneParams, params: di
         "seconds": round(trainer.seconds(), 2),
     }
     checkpoint = {"state_dict": model.cpu().state_dict(), "backbone": p.backbone, "num_classes": len(t.split.classes),
-                  "dropout": p.dropout, "pretrained": p.pretrained, "percept_version": __version__}
+                  "dropout": p.dropout, "pretrained": p.pretrained, "image_size": p.image_size,
+                  "percept_version": __version__}
     atomic_write(out / "model.pt", lambda tmp: torch.save(checkpoint, tmp))
     write_history_csv(history, out / "history.csv")
     plot_learning_curves(history, out / "learning_curves.png", state["best"]["epoch"])

@@ -19,10 +19,13 @@ class FinetuneNet(nn.Module):
     """
 
     def __init__(self, backbone: str, num_classes: int, dropout: float = 0.2, init: str = "kaiming",
-                 pretrained: bool = True) -> None:
+                 pretrained: bool = True, freeze_bn: bool = False, image_size: int | None = None) -> None:
         super().__init__()
         net = get_model(backbone, pretrained=pretrained, kind="backbone")
         self.backbone_name, self.crop, self.resize, self.pretrained = backbone, net.crop, net.resize, pretrained
+        if image_size is not None and image_size != net.crop:  # the same resize/crop proportion at another size
+            self.crop, self.resize = image_size, round(image_size * net.resize / net.crop)
+        self.image_size, self.freeze_bn = image_size, freeze_bn
         self.weights_id = net.weights_id
         self.body = net.model
         self.body.requires_grad_(False)
@@ -32,8 +35,10 @@ class FinetuneNet(nn.Module):
             nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")
         elif init == "xavier":
             nn.init.xavier_uniform_(linear.weight)
+        elif init == "linear-probe":  # set by set_head from a classifier fitted on the frozen features
+            nn.init.zeros_(linear.weight)
         else:
-            raise PerceptError(f"unknown head init {init!r}; use kaiming or xavier")
+            raise PerceptError(f"unknown head init {init!r}; use linear-probe, kaiming or xavier")
         nn.init.zeros_(linear.bias)
         self.stages = _stages(self.body)
         self.frozen_below = len(self.stages)  # stages[i] with i < frozen_below are frozen
@@ -58,6 +63,13 @@ class FinetuneNet(nn.Module):
                     matched.append(name)
         return matched
 
+    @torch.no_grad()
+    def set_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Copy ``weight`` ``(K, D)`` and ``bias`` ``(K,)`` (e.g. a fitted linear probe) into the head."""
+        linear = self.head[1]
+        linear.weight.copy_(torch.as_tensor(weight, dtype=linear.weight.dtype))
+        linear.bias.copy_(torch.as_tensor(bias, dtype=linear.bias.dtype))
+
     def unfreeze_top(self, k: int) -> None:
         """Make the top ``k`` stages trainable (``k >= len(stages)`` unfreezes everything)."""
         k = max(0, min(k, len(self.stages)))
@@ -66,10 +78,15 @@ class FinetuneNet(nn.Module):
             stage.requires_grad_(i >= self.frozen_below)
 
     def train(self, mode: bool = True) -> FinetuneNet:
-        """Frozen stages always stay in eval mode, so their BatchNorm statistics never change."""
+        """Frozen stages always stay in eval mode, so their BatchNorm statistics never change; with ``freeze_bn``
+        every BatchNorm layer of the backbone does (its scale and shift still train)."""
         super().train(mode)
         for stage in self.stages[: self.frozen_below]:
             stage.eval()
+        if self.freeze_bn:
+            for module in self.body.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +114,7 @@ def load_finetuned(path: Path, device: torch.device) -> FinetuneNet:
     try:
         checkpoint = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         model = FinetuneNet(checkpoint["backbone"], checkpoint["num_classes"], checkpoint["dropout"],
-                            pretrained=checkpoint.get("pretrained", True))
+                            pretrained=checkpoint.get("pretrained", True), image_size=checkpoint.get("image_size"))
         model.load_state_dict(checkpoint["state_dict"])
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise PerceptError(f"{path}/model.pt is not a percept fine-tuned model ({type(exc).__name__})") from None

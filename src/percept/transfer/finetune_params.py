@@ -16,7 +16,9 @@ from ..params import default_of, setting
 from .names import OPTIMIZER_DEFAULTS, SCHEDULES
 from .params import FeaturesParams
 
-HEAD_INITS = ("kaiming", "xavier")
+HEAD_INITS = ("linear-probe", "kaiming", "xavier")
+#: Head epochs when ``head_epochs`` is unset: none after a linear-probe start, two after a random one.
+HEAD_EPOCHS_DEFAULT = {"linear-probe": 0, "kaiming": 2, "xavier": 2}
 
 
 def _as_in_features(name: str) -> Any:
@@ -50,17 +52,24 @@ class FinetuneParams:
     pretrained: bool = setting(True, "start from the pretrained weights; off: the same architecture from random "
                                "weights, all layers trained for head-epochs + epochs at lr (a baseline)")
     epochs: int = setting(8, "fine-tuning epochs after the head epochs")
-    head_epochs: int = setting(2, "epochs training only the new head")
+    head_epochs: int | None = setting(None, "epochs training only the new head before the fine-tuning epochs",
+                                      shown="0 with head-init linear-probe, 2 otherwise")
     unfreeze: str = setting("4", "top backbone stages to fine-tune, or all", metavar="K|all")
     optimizer: str = setting("adamw", "adamw, or sgd with Nesterov momentum", choices=tuple(OPTIMIZER_DEFAULTS))
     lr: float | None = setting(None, "head learning rate; unfrozen stages get lr/3 and lr/9 (unset: "
-                               f"{_per_optimizer('lr')}; see percept lr-find)")
+                               f"{_per_optimizer('lr')}, a fifth of that with head-init linear-probe; see percept lr-find)")
     weight_decay: float | None = setting(None, f"weight decay (unset: {_per_optimizer('weight_decay')})")
     momentum: float = setting(0.9, "SGD momentum")
     schedule: str = setting("cosine", "learning-rate schedule per phase: cosine decay, or onecycle (30% warm-up, "
                             "then anneal)", choices=SCHEDULES)
     dropout: float = setting(0.2, "dropout before the new head")
-    head_init: str = setting("kaiming", "initialisation of the new head", choices=HEAD_INITS)
+    head_init: str = setting("linear-probe", "the new head's start: linear-probe = the logistic regression fitted on "
+                             "the frozen features (cross-validated C, as --strategy features), so fine-tuning starts "
+                             "at the linear probe's accuracy; kaiming or xavier = random", choices=HEAD_INITS)
+    freeze_bn: bool = setting(True, "keep the BatchNorm statistics of the unfrozen stages fixed (eval mode); off: "
+                              "update them from each batch")
+    image_size: int | None = setting(None, "input size in pixels (square crop; images are resized in proportion)",
+                                     metavar="PX", shown="the backbone's, 224 for efficientnet_lite0")
     label_smoothing: float = setting(0.1, "label smoothing")
     augment: str = _as_in_features("augment")
     augment_overrides: dict = _as_in_features("augment_overrides")
@@ -77,7 +86,13 @@ class FinetuneParams:
                                "CPU)", shown="on for CUDA, off elsewhere")
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.head_epochs < 0 or self.epochs + self.head_epochs == 0:
+        if self.head_init not in HEAD_INITS:
+            raise PerceptError(f"unknown head init {self.head_init!r}; use {', '.join(HEAD_INITS)}")
+        if self.head_epochs is not None and self.head_epochs < 0:
+            raise PerceptError(f"head-epochs must be >= 0, got {self.head_epochs}")
+        if self.image_size is not None and not 32 <= self.image_size <= 1024:
+            raise PerceptError(f"image-size must be between 32 and 1024 pixels, got {self.image_size}")
+        if self.epochs < 0 or self.epochs + self.resolved_head_epochs() == 0:
             raise PerceptError("give at least one epoch (epochs + head-epochs >= 1)")
         if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise PerceptError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZER_DEFAULTS)}")
@@ -90,9 +105,16 @@ class FinetuneParams:
         parse_unfreeze(self.unfreeze)
         self.augment_overrides = dict(self.augment_overrides or {})
 
+    def resolved_head_epochs(self) -> int:
+        """``head_epochs``, or the default for the head's initialisation."""
+        return HEAD_EPOCHS_DEFAULT.get(self.head_init, 2) if self.head_epochs is None else self.head_epochs
+
     def resolved_lr(self) -> float:
-        """``lr``, or the optimiser's default."""
-        return OPTIMIZER_DEFAULTS[self.optimizer]["lr"] if self.lr is None else self.lr
+        """``lr``, or the optimiser's default (a fifth of it with a linear-probe head)."""
+        if self.lr is not None:
+            return self.lr
+        # a head started from the fitted probe needs no large steps; large ones first undo what the probe knows
+        return OPTIMIZER_DEFAULTS[self.optimizer]["lr"] / (5 if self.head_init == "linear-probe" else 1)
 
     def resolved_weight_decay(self) -> float:
         """``weight_decay``, or the optimiser's default."""

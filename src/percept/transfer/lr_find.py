@@ -259,7 +259,8 @@ def find_learning_rate(data: str | Path, *, unfreeze: int | str = _RANGE.unfreez
     if unused:
         raise PerceptError(f"the lr range test does not use {', '.join(unused)}; drop "
                            f"{'it' if len(unused) == 1 else 'them'}")
-    p = from_settings(FinetuneParams, settings, what="fine-tuning setting")
+    # a random (Kaiming) head, as the head phase of a random-head run starts; no probe is fitted for a range test
+    p = from_settings(FinetuneParams, {"head_init": "kaiming", **settings}, what="fine-tuning setting")
     t = prepare_training(data, p)
     t.model.unfreeze_top(parse_unfreeze(unfreeze))
     opt = make_optimizer(p.optimizer, param_groups(t.model, 1.0, p.resolved_weight_decay()), p.momentum)
