@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import PerceptError
 from ..params import defaults
+from ..transfer.auto_params import AutoParams
 from ..transfer.finetune_params import FinetuneParams, LrFindParams
 from ..transfer.params import (
     AugmentOverrides,
@@ -34,6 +35,9 @@ _AUGMENT = ("augment", "augment_overrides")  # the augmentation group of every c
 SHARED = tuple(f.name for f in dataclasses.fields(FeaturesParams) if f.name in _FINETUNE and f.name not in _AUGMENT)
 FEATURES_ONLY = tuple(f.name for f in dataclasses.fields(FeaturesParams) if f.name not in _FINETUNE)
 FINETUNE_ONLY = tuple(f.name for f in dataclasses.fields(FinetuneParams) if f.name not in _FEATURES)
+_AUTO = {f.name for f in dataclasses.fields(AutoParams)}
+#: Settings of ``--strategy auto`` only (its other settings are shared with both strategies).
+AUTO_ONLY = tuple(f.name for f in dataclasses.fields(AutoParams) if f.name not in _FEATURES)
 #: The fine-tuning settings that ``lr-find`` offers (the range test refuses any others).
 LR_FIND_OPTIONS = ("backbone", "optimizer", "weight_decay", "batch_size", "seed", "device")
 
@@ -68,9 +72,27 @@ def _add_augment_options(p: argparse.ArgumentParser, cls: type, title: str) -> N
 
 # --- train ----------------------------------------------------------------------------------------------------------
 
+def _train_auto(args: argparse.Namespace, progress: bool) -> dict:
+    """``--strategy auto``: options that fix part of the recipe are refused (auto chooses the recipe itself)."""
+    recipe = [name for name in (*FEATURES_ONLY, *FINETUNE_ONLY, *_AUGMENT) if hasattr(args, name)
+              and name not in _AUTO] + [name for name in AugmentOverrides.__dataclass_fields__ if hasattr(args, name)]
+    if recipe or args.resume:
+        names = ", ".join(map(_flag, recipe + (["resume"] if args.resume else [])))
+        raise PerceptError(f"{names}: --strategy auto chooses the recipe itself; drop "
+                           f"{'it' if len(recipe) + args.resume == 1 else 'them'} or choose --strategy features "
+                           "or finetune")
+    from ..transfer.auto import train_auto
+
+    return train_auto(args.data, args.output, progress=progress, **settings_from_args(args, AutoParams))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     progress = not args.quiet
-    if args.strategy == "finetune":
+    if args.strategy != "auto":
+        _refuse([name for name in AUTO_ONLY if hasattr(args, name)], "auto")
+    if args.strategy == "auto":
+        record = _train_auto(args, progress)
+    elif args.strategy == "finetune":
         settings = {**settings_from_args(args, FinetuneParams), **_augment_settings(args, FinetuneParams)}
         _refuse([name for name in FEATURES_ONLY if hasattr(args, name)], "features")
         from ..transfer.finetune import train_finetune
@@ -95,7 +117,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sizes = list(counts["train"].values())
     if max(sizes) >= 1.5 * min(sizes):
         print(f"class imbalance: largest/smallest training class = {max(sizes) / min(sizes):.1f}")
-    if args.strategy == "finetune":
+    if "auto" in record:
+        chosen = record["auto"]
+        print(f"auto: chose {chosen['chosen']} ({chosen['strategy']}"
+              + "".join(f", {k}={v}" for k, v in chosen["recipe"].items()) + ") by held-out accuracy: "
+              + ", ".join(f"{c['name']} {c['holdout_accuracy']:.3f}" if "holdout_accuracy" in c
+                          else f"{c['name']} skipped" for c in chosen["candidates"]))
+    if record["strategy"] == "finetune":
         how = "fine-tuned" if record["params"]["pretrained"] else "trained from scratch"
         print(f"{record['backbone']} {how}: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
               f"at epoch {record['best_epoch']} of {len(record['history'])} in {record['seconds']:.1f}s")
@@ -114,21 +142,27 @@ def _register_train(sub, fmt) -> None:
         "train", help=HELP["train"], formatter_class=fmt,
         description="Transfer learning from an ImageNet-pretrained backbone. --strategy features: the frozen "
         "network's features are computed once (cached on disk) and a linear classifier is fitted on top. --strategy "
-        "finetune: a new head is trained, then the top of the backbone with discriminative learning rates. DATA is "
-        "DATA/train/<class>/* and DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split. "
-        "Options of the other strategy are refused.",
+        "finetune: the new head starts from the fitted linear classifier, then the top of the backbone is trained "
+        "with discriminative learning rates. --strategy auto: several poolings of the frozen features (and "
+        "fine-tuning when it fits the time budget) are compared on a held-out part of the training images and the "
+        "best is trained; the choice is printed and kept in run.json. DATA is DATA/train/<class>/* and "
+        "DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split. Options another strategy uses "
+        "are refused.",
         epilog="examples:\n  percept train data/hymenoptera -o runs/ants_bees\n"
         "  percept train flowers/ -o runs/flowers --backbone vgg16 --classifier svm --val-fraction 0.25\n"
         "  percept train data/hymenoptera -o runs/ft --strategy finetune --augment strong\n"
         "  percept train data/hymenoptera -o runs/ft --strategy finetune --resume      # after Ctrl-C\n"
+        "  percept train textures/ -o runs/tex --strategy auto --budget-minutes 10\n"
         "  torchrun --nproc-per-node 2 -m percept train data/hymenoptera -o runs/ddp --strategy finetune",
     )
     p.add_argument("data", metavar="DATA", help="dataset folder")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to write (required)")
-    p.add_argument("--strategy", default="features", choices=("features", "finetune"),
-                   help="features: frozen backbone + linear classifier (fast); finetune: new head, then the top "
-                   "of the backbone with discriminative learning rates (default: features)")
-    add_settings(p.add_argument_group("both strategies"), FeaturesParams, only=SHARED)
+    p.add_argument("--strategy", default="features", choices=("features", "finetune", "auto"),
+                   help="features: frozen backbone + linear classifier (fast); finetune: the head starts from the "
+                   "fitted linear classifier, then the top of the backbone is trained with discriminative learning "
+                   "rates; auto: compare poolings and fine-tuning on held-out training images within "
+                   "--budget-minutes and train the best (default: features)")
+    add_settings(p.add_argument_group("all strategies"), FeaturesParams, only=SHARED)
     features, finetune = defaults(FeaturesParams), defaults(FinetuneParams)
     for action in p._actions:  # a default that differs between the strategies shows both
         if action.dest in SHARED and features[action.dest] != finetune[action.dest]:
@@ -140,6 +174,7 @@ def _register_train(sub, fmt) -> None:
     add_settings(g, FinetuneParams, only=FINETUNE_ONLY)
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in RUN from its last finished epoch (default: off)")
+    add_settings(p.add_argument_group("automatic choice (--strategy auto)"), AutoParams, only=AUTO_ONLY)
     _add_augment_options(p, FeaturesParams, "augmentation (fine-tuning; features with --augment-copies)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_train)

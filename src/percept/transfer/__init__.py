@@ -7,11 +7,12 @@ from ..lazy import exports
 
 _EXPORTS = {
     "DatasetSplit": "data", "scan_dataset": "data",
-    "train_features": "linear", "train_finetune": "finetune",
+    "train_features": "linear", "train_finetune": "finetune", "train_auto": "auto",
     "evaluate": "runs", "load_run": "runs", "predict": "runs", "export_run": "export",
     "preview_augment": "augment",
     "AugmentOverrides": "params", "AugmentPreviewParams": "params", "EvaluateParams": "params",
     "ExportParams": "params", "FeaturesParams": "params", "PredictParams": "params",
+    "AutoParams": "auto_params",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
