@@ -158,6 +158,7 @@ MACHINE_SOURCES = {
     "feature_space_cpu.json": "`benchmarks/feature_space.py`",
     "service_load_cpu.json": "`benchmarks/service_load.py`",
     "service_load_redis_cpu.json": "`benchmarks/service_load.py --redis`",
+    "regions_cpu.json": "`benchmarks/regions.py`",
 }
 
 
@@ -462,6 +463,28 @@ def feedforward_quality(ctx: Ctx) -> str:
                      f"{num(within)} / {num(ctx.calc(len(ratios)))}"])
     return md_table(["network", "training steps", "measured at", "mean style-loss ratio, network / optimisation",
                      "range over the photos", f"photos within {target}×"], rows)
+
+
+@table("stylize-regions")
+def stylize_regions(ctx: Ctx) -> str:
+    """Style by region: each region's Gram error to its own style and to the other (for README.md)."""
+    d = ctx.json("regions_cpu.json")
+    layers = ctx.calc(len(d["layers"]))
+    rows = []
+    for run in d["runs"]:
+        for r, base in zip(run["regions"], run["content_baseline"]):
+            rows.append([r["region"], pct(r["share"], 0), r["style"], bold(num(r["own"], 2)), num(r["other"], 2),
+                         bold(f"{num(r['ratio'], 2)}×"), f"{num(r['layers_own_lower'])} of {num(layers)}",
+                         f"{num(base['own'], 2)} / {num(base['other'], 2)}"])
+    w, h = d["size_px"]
+    seconds = " and ".join(f"{num(run['seconds'])} s" for run in d["runs"])
+    table = md_table(["region", "share of the image", "its style", "Gram error to its style",
+                      "to the other style", "other / own", "style layers where its own style is closer",
+                      "the photo before: own / other"], rows)
+    return (table + f"\n\n`{d['content']}` at {num(w)} × {num(h)} px, mask `{d['mask']}`, {num(d['iterations'])} "
+            f"L-BFGS iterations{', the two styles one way and then swapped' if len(d['runs']) > 1 else ''} "
+            f"({seconds} on the CPU, shared with other work). Errors are the "
+            f"relative Gram errors of the region (guided Gram matrix) summed over the {num(layers)} style layers.")
 
 
 @table("adain-alpha")

@@ -22,6 +22,8 @@ examples:
   percept stylize photo.jpg starry_night.jpg -o out.png --size 256
   percept stylize photo.jpg wave.jpg scream.jpg --style-blend-weights 0.7,0.3 -o blend.png
   percept stylize photo.jpg starry_night.jpg -o out.png --preserve-color luminance
+  percept stylize photo.jpg wave.jpg scream.jpg -o regions.png --mask fg_mask.png  # white: wave, black: scream
+  percept stylize photo.jpg a.jpg b.jpg c.jpg -o three.png --mask ma.png,mb.png,mc.png  # one mask per style
   percept stylize photo.jpg starry_night.jpg -o big.png --size 1024        # 256 -> 512 -> 1024
   percept stylize photo.jpg starry_night.jpg -o out.png --save-every 10 --timelapse out.gif
   percept stylize --params-from out.png photo.jpg starry_night.jpg -o again.png   # reproduce a result

@@ -3,7 +3,8 @@
 
 The image itself is optimised so that its features in a pretrained network match the content image's
 features (:func:`percept.losses.content_loss`) and the style images' Gram matrices
-(:func:`percept.losses.style_loss`), with a total-variation prior. Targets are computed once per scale and
+(:func:`percept.losses.style_loss`; with a ``mask``, each style in its own region through guided Gram matrices,
+Gatys et al. 2017, :mod:`percept.style.guided`), with a total-variation prior. Targets are computed once per scale and
 every forward pass stops at the deepest layer in use. Coarse-to-fine stages start from the upsampled result
 of the previous stage.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -38,6 +39,7 @@ from ..losses import ContentLoss, StyleLoss, range_loss, tv_loss
 from ..models import FeatureNet, get_model
 from ..params import from_settings, to_record
 from ..record import describe_input, make_record
+from .guided import RegionStyleLoss, load_masks, mask_record, resize_masks
 from .params import StyleParams, method_settings, unused_settings
 
 
@@ -79,7 +81,9 @@ class _Objective:
         params: StyleParams,
         content: torch.Tensor | None,
         styles: list[torch.Tensor],
+        masks: torch.Tensor | None = None,
     ) -> None:
+        """``masks``: ``(1, K, H, W)`` on the image's grid, one region per style (None: the styles blend)."""
         self.net = net
         self.params = params
         self.content_layers = params.resolved_content_layers() if content is not None and params.content_weight else []
@@ -95,7 +99,8 @@ class _Objective:
             style_feats = [net(s, self.style_layers) for s in styles]
             blend = params.style_blend_weights or [1.0] * len(styles)
             self.style_losses = [
-                StyleLoss.from_features([f[name] for f in style_feats], blend) for name in self.style_layers
+                RegionStyleLoss([f[name] for f in style_feats], masks) if masks is not None
+                else StyleLoss.from_features([f[name] for f in style_feats], blend) for name in self.style_layers
             ]
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -237,6 +242,9 @@ def _run(
 
     content_pil = as_pil(content, what="content image") if content is not None else None
     style_pils = [as_pil(s, what="style image" if content is not None else "texture source") for s in styles]
+    masks = None
+    if params.has_mask and content_pil is not None:
+        masks = load_masks(params.mask, len(styles), fit_size(*content_pil.size, params.size))
     init_pil = None
     if method == "optimize" and params.init not in ("content", "noise", "style"):
         init_pil = load_image(params.init, what="init image")
@@ -262,7 +270,8 @@ def _run(
                 start = resize(image, out_size)
             else:
                 start = _first_image(params, out_size, content_t, style_ts, init_pil, generator, device)
-            objective = _Objective(net, params, content_t, style_ts)
+            stage_masks = resize_masks(masks, out_size).to(device) if masks is not None else None
+            objective = _Objective(net, params, content_t, style_ts, stage_masks)
 
             def on_step(img: torch.Tensor, parts: dict[str, torch.Tensor], _stage: int = stage) -> None:
                 values = {k: float(v.detach()) for k, v in parts.items()}
@@ -297,9 +306,12 @@ def _run(
               if method == "optimize" else {"source": describe_input(styles[0])})
     if init_pil is not None:
         inputs["init"] = describe_input(params.init)
+    mask_param = ""
+    if masks is not None:
+        mask_param, inputs["mask"] = mask_record(params.mask)
     seconds = time.perf_counter() - started
     record = make_record(
-        method, {k: v for k, v in to_record(params).items() if k in names}, inputs=inputs,
+        method, {k: v for k, v in to_record(replace(params, mask=mask_param)).items() if k in names}, inputs=inputs,
         weights_id=net.weights.id, device=str(device),  # type: ignore[attr-defined]
         final_losses=history[-1] if history else None, size_px=list(image.shape[-1:-3:-1]),
         seconds=round(seconds, 2),
@@ -320,12 +332,16 @@ def stylize(
 
     Args:
         content: content image: a path, a PIL image or a ``(1, 3, H, W)`` tensor in ``[0, 1]``.
-        styles: one style image or several (blended by ``style_blend_weights``).
+        styles: one style image or several (blended by ``style_blend_weights``, or each in its region of
+            ``mask``).
         callback: called with an :class:`Iterate` after every step.
         progress: show a tqdm progress bar with the current losses.
         frame_every: keep a snapshot every N steps in ``result.frames`` (0 = none).
         **settings: any field of :class:`~percept.style.params.StyleParams` (``size``, ``iterations``,
-            ``style_weight``, ``preserve_color``, ``seed``, ...).
+            ``style_weight``, ``preserve_color``, ``seed``, ...). ``mask``: styles by region (guided Gram
+            matrices, Gatys et al. 2017): for two styles one mask (white: the first style, black: the second, grey
+            blends), for K styles K masks (a list, or files comma-separated); image files, PIL images or tensors
+            in ``[0, 1]`` with the content's aspect ratio (see :mod:`percept.style.guided`).
 
     Returns:
         A :class:`StyleResult` whose ``image`` is ``(1, 3, H, W)`` with longest side ``size`` and whose

@@ -31,6 +31,9 @@ DEFAULT_STYLE_LAYERS = {
 DEFAULT_CONTENT_LAYERS = {"vgg19": ["relu4_2"], "vgg16": ["relu3_3"], "alexnet": ["relu4"]}
 PRESERVE_COLOR = ("none", "luminance", "match")
 BLEND_HELP = "one weight per style when blending several (>= 0, normalised to sum 1; default: equal)"
+MASK_HELP = ("styles by region: for two styles one mask (white: the first style, black: the second, grey blends); "
+             "for more, one mask per style, comma-separated (mask1.png,mask2.png,...)")
+MASK_BLEND = "style-blend-weights and a mask cannot be combined: the mask decides where each style goes"
 
 
 def check_size(name: str, value: int) -> None:
@@ -73,6 +76,7 @@ class StyleParams:
     style_layer_weights: list[float] = setting([], "relative weight of each style layer (default: equal)",
                                                texture=True, metavar="W,...")
     style_blend_weights: list[float] = setting([], BLEND_HELP, texture=True, metavar="W,...")
+    mask: str = setting("", MASK_HELP, texture=False, metavar="MASK.png[,...]", shown="off")
     style_scale: float = setting(1.0, "style image size relative to the output (textures: to the source's own "
                                  "size)", texture=True)
     init: str = setting("content", "start image: content, noise, style or an image FILE", texture=False,
@@ -113,7 +117,13 @@ class StyleParams:
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.resolved_style_layers()):
             raise PerceptError("style-layer-weights needs one weight per style layer")
         check_blend_weights(self.style_blend_weights)
+        if self.has_mask and self.style_blend_weights:
+            raise PerceptError(MASK_BLEND)
         self.stage_sizes()
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None and not (isinstance(self.mask, (str, list, tuple)) and len(self.mask) == 0)
 
     def resolved_content_layers(self) -> list[str]:
         return self.content_layers or DEFAULT_CONTENT_LAYERS.get(self.network, [])
@@ -154,8 +164,7 @@ class AdainParams:
     preserve_color: str = setting("none", "keep the content's colours: luminance (stylise the luminance only) or "
                                   "match (recolour the styles to the content first)", choices=PRESERVE_COLOR,
                                   metavar="none|luminance|match")
-    mask: str = setting("", "two styles by region: white gets the first style, black the second, grey blends",
-                        metavar="MASK.png", shown="off")
+    mask: str = setting("", MASK_HELP, metavar="MASK.png[,...]", shown="off")
     decoder: str = setting("", "AdaIN decoder: a name from `percept models` or a file from `percept train-adain`",
                            metavar="NAME|FILE", shown="the shipped decoder")
     device: str = device_setting()
@@ -170,8 +179,7 @@ class AdainParams:
         check_choices(self)
         check_blend_weights(self.style_blend_weights)
         if self.has_mask and self.style_blend_weights:
-            raise PerceptError("style-blend-weights and a mask cannot be combined: the mask decides where each "
-                               "style goes")
+            raise PerceptError(MASK_BLEND)
 
     @property
     def style_size(self) -> int:
@@ -180,7 +188,7 @@ class AdainParams:
 
     @property
     def has_mask(self) -> bool:
-        return self.mask is not None and not (isinstance(self.mask, str) and self.mask == "")
+        return self.mask is not None and not (isinstance(self.mask, (str, list, tuple)) and len(self.mask) == 0)
 
 
 @dataclass
@@ -260,7 +268,26 @@ def resolve_settings(command: str, explicit: dict[str, Any], *, method: str | No
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         raise PerceptError(f"{'--method ' + method if command == 'stylize' else command} does not use {flags}; "
                            "drop it" + ("s" if len(unused) > 1 else ""))
-    return method, {**settings, **explicit}
+    merged = {**settings, **explicit}
+    if method == "network":
+        _check_tile_options(explicit, merged)
+    return method, merged
+
+
+#: Settings of a trained network that only tiled stylisation reads.
+TILE_ONLY = ("overlap", "exact_statistics", "stats_size")
+
+
+def _check_tile_options(explicit: dict[str, Any], merged: dict[str, Any]) -> None:
+    """One-line errors for tile options without ``--tile`` and ``--batch-size`` with it (tiled images are
+    stylised one at a time)."""
+    flags = ", ".join("--" + n.replace("_", "-") for n in TILE_ONLY if n in explicit)
+    if merged.get("tile") is None and flags:
+        raise PerceptError(f"--method network does not use {flags} without --tile; add --tile N or drop "
+                           + ("them" if "," in flags else "it"))
+    if merged.get("tile") is not None and "batch_size" in explicit:
+        raise PerceptError("--method network does not use --batch-size with --tile (tiled images are stylised one "
+                           "at a time); drop it")
 
 
 def reproducing_command(record: dict[str, Any], output: str | os.PathLike) -> str:
@@ -283,6 +310,6 @@ def reproducing_command(record: dict[str, Any], output: str | os.PathLike) -> st
     params = {k: record["params"][k] for k in method_settings(method) if k in record["params"]}
     if method == "network" and not params.get("model"):
         params["model"] = "MODEL.pt"
-    if method == "adain" and not params.get("mask") and "mask" in inputs:
+    if method in ("adain", "optimize") and not params.get("mask") and "mask" in inputs:
         params["mask"] = "MASK.png"
     return command_line(words, params)
