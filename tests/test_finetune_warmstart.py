@@ -23,7 +23,7 @@ def _probe_matches_head(data, backbone, tmp_path):
     t = prepare_training(data, p)
     probe = init_head_from_probe(t, p.seed)
     x, y = frozen_features(t, t.split.train)
-    pipeline, C = fit_classifier("logreg", None, p.seed, x.numpy(), y.numpy())  # the same fit, deterministic
+    pipeline, C, _ = fit_classifier("logreg", None, p.seed, x.numpy(), y.numpy())  # the same fit, deterministic
     assert C == probe["C"]
     t.model.eval()
     with torch.no_grad():

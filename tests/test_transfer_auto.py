@@ -43,14 +43,14 @@ def test_holdout_comes_from_the_training_images_only(dataset, tmp_path):
 
 def test_auto_picks_the_clearly_better_recipe(upside_down, tmp_path, feature_cache, monkeypatch):
     # "flipped" adds three vertically flipped copies of every training image with the original's label: the
-    # only signal (orientation) is then mostly reversed, so held-out accuracy collapses.
+    # only signal (orientation) is then mostly reversed, so the cross-validated accuracy collapses.
     recipes = {"flipped": {"augment_copies": 3, "augment": "light", "augment_overrides": {"vflip": 1.0}},
                "plain": {}}
     monkeypatch.setattr(auto, "FEATURE_RECIPES", recipes)
     monkeypatch.setattr(auto, "estimate_finetune_seconds", lambda *a: 1e9)  # fine-tuning does not fit
     record = train_auto(upside_down, tmp_path / "run", backbone="alexnet", cache_dir=feature_cache, device="cpu",
                         budget_minutes=10)
-    scores = {c["name"]: c.get("holdout_accuracy") for c in record["auto"]["candidates"]}
+    scores = {c["name"]: c.get("cv_accuracy") for c in record["auto"]["candidates"]}
     assert scores["plain"] >= scores["flipped"] + 0.25, scores
     assert record["auto"]["chosen"] == "plain" and record["strategy"] == "features"
     assert "skipped" in next(c for c in record["auto"]["candidates"] if c["name"] == "finetune")
@@ -76,7 +76,8 @@ def test_auto_tries_finetuning_when_it_fits(upside_down, tmp_path, feature_cache
     record = train_auto(upside_down, tmp_path / "run", backbone="alexnet", cache_dir=feature_cache, device="cpu",
                         budget_minutes=30)
     ft = next(c for c in record["auto"]["candidates"] if c["name"] == "finetune")
-    assert 0.0 <= ft["holdout_accuracy"] <= 1.0 and ft["seconds"] > 0 and ft["estimated_seconds"] > 0
+    assert 0.0 <= ft["holdout_accuracy"] <= 1.0 and 0.0 <= ft["features_holdout_accuracy"] <= 1.0
+    assert ft["seconds"] > 0 and ft["estimated_seconds"] > 0 and ft["held_out_images"] == 4
     assert record["strategy"] == record["auto"]["strategy"]
     assert record["auto"]["chosen"] == ("finetune" if record["strategy"] == "finetune" else "plain")
 
@@ -84,7 +85,7 @@ def test_auto_tries_finetuning_when_it_fits(upside_down, tmp_path, feature_cache
 def test_a_tiny_budget_keeps_the_first_recipe_only(upside_down, tmp_path, feature_cache):
     record = train_auto(upside_down, tmp_path / "run", backbone="alexnet", cache_dir=feature_cache, device="cpu",
                         budget_minutes=0.001)
-    tried = [c["name"] for c in record["auto"]["candidates"] if "holdout_accuracy" in c]
+    tried = [c["name"] for c in record["auto"]["candidates"] if "cv_accuracy" in c]
     skipped = {c["name"]: c["skipped"] for c in record["auto"]["candidates"] if "skipped" in c}
     assert tried == ["avg"] and record["auto"]["chosen"] == "avg" and record["params"]["pooling"] == "avg"
     assert set(skipped) == {"max", "gram", "bilinear", "finetune"} and skipped["max"] == "out of time"

@@ -86,6 +86,20 @@ def _train_auto(args: argparse.Namespace, progress: bool) -> dict:
     return train_auto(args.data, args.output, progress=progress, **settings_from_args(args, AutoParams))
 
 
+def _auto_summary(auto: dict) -> str:
+    """One line: the chosen recipe and what each candidate scored."""
+    def score(c: dict) -> str:
+        if "skipped" in c:
+            return f"{c['name']} skipped"
+        if c["strategy"] == "finetune":
+            return f"finetune {c['holdout_accuracy']:.3f} held out (features {c['features_holdout_accuracy']:.3f})"
+        return f"{c['name']} {'n/a' if c['cv_accuracy'] is None else format(c['cv_accuracy'], '.3f')}"
+
+    recipe = "".join(f", {k}={v}" for k, v in auto["recipe"].items())
+    return (f"auto: chose {auto['chosen']} ({auto['strategy']}{recipe}); training-image accuracy: "
+            + ", ".join(score(c) for c in auto["candidates"]))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.strategy != "auto":
@@ -118,11 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if max(sizes) >= 1.5 * min(sizes):
         print(f"class imbalance: largest/smallest training class = {max(sizes) / min(sizes):.1f}")
     if "auto" in record:
-        chosen = record["auto"]
-        print(f"auto: chose {chosen['chosen']} ({chosen['strategy']}"
-              + "".join(f", {k}={v}" for k, v in chosen["recipe"].items()) + ") by held-out accuracy: "
-              + ", ".join(f"{c['name']} {c['holdout_accuracy']:.3f}" if "holdout_accuracy" in c
-                          else f"{c['name']} skipped" for c in chosen["candidates"]))
+        print(_auto_summary(record["auto"]))
     if record["strategy"] == "finetune":
         how = "fine-tuned" if record["params"]["pretrained"] else "trained from scratch"
         print(f"{record['backbone']} {how}: best validation accuracy {record['metrics']['val_accuracy']:.3f} "
@@ -144,8 +154,8 @@ def _register_train(sub, fmt) -> None:
         "network's features are computed once (cached on disk) and a linear classifier is fitted on top. --strategy "
         "finetune: the new head starts from the fitted linear classifier, then the top of the backbone is trained "
         "with discriminative learning rates. --strategy auto: several poolings of the frozen features (and "
-        "fine-tuning when it fits the time budget) are compared on a held-out part of the training images and the "
-        "best is trained; the choice is printed and kept in run.json. DATA is DATA/train/<class>/* and "
+        "fine-tuning when it fits the time budget) are compared on the training images only and the best is "
+        "kept; the choice is printed and kept in run.json. DATA is DATA/train/<class>/* and "
         "DATA/val/<class>/*, or DATA/<class>/* split by a seeded stratified split. Options another strategy uses "
         "are refused.",
         epilog="examples:\n  percept train data/hymenoptera -o runs/ants_bees\n"
@@ -160,8 +170,8 @@ def _register_train(sub, fmt) -> None:
     p.add_argument("--strategy", default="features", choices=("features", "finetune", "auto"),
                    help="features: frozen backbone + linear classifier (fast); finetune: the head starts from the "
                    "fitted linear classifier, then the top of the backbone is trained with discriminative learning "
-                   "rates; auto: compare poolings and fine-tuning on held-out training images within "
-                   "--budget-minutes and train the best (default: features)")
+                   "rates; auto: compare poolings (by cross-validation) and fine-tuning (on held-out images) on the "
+                   "training images within --budget-minutes and keep the best (default: features)")
     add_settings(p.add_argument_group("all strategies"), FeaturesParams, only=SHARED)
     features, finetune = defaults(FeaturesParams), defaults(FinetuneParams)
     for action in p._actions:  # a default that differs between the strategies shows both

@@ -1,15 +1,18 @@
 """``--strategy auto``: choose a transfer-learning recipe within a time budget, from the training images only.
 
-1. A stratified, seeded share (``holdout``) of the *training* images is held out; the validation images are never
-   looked at while choosing.
-2. Each frozen-features recipe of :func:`feature_recipes` is fitted on the rest and scored on the held-out
-   images (features are cached, so this costs one pass of the backbone over the training images).
-3. Fine-tuning (:data:`FINETUNE_RECIPE`) is tried the same way when its estimated time, for the comparison and
-   the final run together, fits in what is left of ``budget_minutes`` (the estimate times one forward and
-   backward pass of the backbone on this device).
-4. The recipe with the best held-out accuracy (ties: the faster) is trained on all training images into the run
-   folder, which is then an ordinary ``features`` or ``finetune`` run; its ``run.json`` keeps the comparison
-   under ``auto``.
+1. Each frozen-features recipe of :func:`feature_recipes` (average, max, Gram and bilinear pooling) is scored by
+   cross-validation on the training images: the same k-fold cross-validation that chooses the classifier's C,
+   whose mean accuracy at the chosen C is the recipe's score. The validation images are never used for the
+   choice. Each recipe costs one pass of the backbone over the images (cached).
+2. Fine-tuning (:data:`FINETUNE_RECIPE`) is tried when its estimated time, for the comparison and the final run
+   together, fits in what is left of ``budget_minutes`` (the estimate times one forward and backward pass of the
+   backbone on this device): a stratified, seeded share (``holdout``) of the training images is held out, the
+   best features recipe and fine-tuning are both fitted on the rest, and fine-tuning wins only if the accuracy it
+   ends with on the held-out images (its last epoch, not its best, so that choosing an epoch on those images does
+   not flatter it) is higher.
+3. The winner is the run: a features recipe's run (already trained on all training images), or fine-tuning
+   trained on all training images. The run folder is an ordinary ``features`` or ``finetune`` run; its
+   ``run.json`` keeps the comparison under ``auto``.
 """
 
 from __future__ import annotations
@@ -124,8 +127,8 @@ def train_auto(data: str | Path, out: str | Path, *, progress: bool = False, **s
     """Choose a recipe (see the module docstring) and train it on ``data`` into the run folder ``out``.
 
     ``settings`` are fields of :class:`~percept.transfer.auto_params.AutoParams`. Returns the final run's record,
-    with ``auto``: the budget, every candidate's held-out accuracy and seconds (or why it was skipped), the
-    chosen recipe, and the total seconds.
+    with ``auto``: the budget, every candidate's score and seconds (or why it was skipped), the chosen recipe,
+    and the total seconds.
     """
     from .finetune import train_finetune
     from .linear import train_features
@@ -137,7 +140,6 @@ def train_auto(data: str | Path, out: str | Path, *, progress: bool = False, **s
         raise PerceptError(f"run folder {str(out)!r} exists and is a file")
     split = scan_dataset(data, val_fraction=p.val_fraction, seed=p.seed)
     work = out / ".auto"
-    n_fit, n_held = holdout_folder(split, work / "data", p.holdout, p.seed)
     shared = {"backbone": p.backbone, "seed": p.seed, "device": p.device}
     features_shared = {**shared, "batch_size": p.batch_size, "cache_dir": p.cache_dir}
     budget = 60.0 * p.budget_minutes
@@ -153,39 +155,50 @@ def train_auto(data: str | Path, out: str | Path, *, progress: bool = False, **s
             candidates.append({"name": name, "strategy": "features", "recipe": recipe, "skipped": "out of time"})
             continue
         t0 = time.perf_counter()
-        run = train_features(work / "data", work / name, progress=progress, **features_shared, **recipe)
-        candidates.append({"name": name, "strategy": "features", "recipe": recipe,
-                           "holdout_accuracy": run["metrics"]["val_accuracy"],
+        run = train_features(data, work / name, progress=progress, val_fraction=p.val_fraction,
+                             **features_shared, **recipe)
+        score = run["metrics"]["cv_accuracy"]
+        candidates.append({"name": name, "strategy": "features", "recipe": recipe, "cv_accuracy": score,
                            "seconds": round(time.perf_counter() - t0, 1)})
-        report(f"auto: {name}: held-out accuracy {run['metrics']['val_accuracy']:.3f}")
+        report(f"auto: {name}: cross-validated accuracy on the training images "
+               + ("n/a (too few images per class)" if score is None else f"{score:.3f}"))
+    tried = [c for c in candidates if "seconds" in c]
+    best = max(tried, key=lambda c: (c["cv_accuracy"] or 0.0, -c["seconds"]))
+
     per_image, crop = seconds_per_image(p.backbone, resolve_device(p.device))
     estimate = estimate_finetune_seconds(len(split.train), len(split.val), per_image, crop)
     left = budget - (time.perf_counter() - started)
-    ft = {"name": "finetune", "strategy": "finetune", "recipe": FINETUNE_RECIPE,
-          "estimated_seconds": round(estimate, 1)}
+    ft: dict[str, Any] = {"name": "finetune", "strategy": "finetune", "recipe": FINETUNE_RECIPE,
+                          "estimated_seconds": round(estimate, 1)}
     if FINETUNE_RUNS * estimate > left:
         ft["skipped"] = (f"estimated {FINETUNE_RUNS * estimate / 60:.1f} min for comparing and training, "
                          f"{max(0.0, left) / 60:.1f} min left of the budget")
         report(f"auto: fine-tuning skipped: {ft['skipped']}")
-    else:
+    else:  # against the best features recipe, both fitted on the same part of the training images
         t0 = time.perf_counter()
-        run = train_finetune(work / "data", work / "finetune", progress=progress, **shared, **FINETUNE_RECIPE)
-        ft.update(holdout_accuracy=run["metrics"]["val_accuracy"], seconds=round(time.perf_counter() - t0, 1))
-        report(f"auto: finetune: held-out accuracy {run['metrics']['val_accuracy']:.3f}")
+        n_fit, n_held = holdout_folder(split, work / "holdout", p.holdout, p.seed)
+        ref = train_features(work / "holdout", work / "holdout_features", **features_shared, **best["recipe"])
+        run = train_finetune(work / "holdout", work / "finetune", progress=progress, **shared, **FINETUNE_RECIPE)
+        ft.update(holdout_accuracy=run["history"][-1]["val_accuracy"] if run["history"] else
+                  run["metrics"]["val_accuracy"], features_holdout_accuracy=ref["metrics"]["val_accuracy"],
+                  fit_images=n_fit, held_out_images=n_held, seconds=round(time.perf_counter() - t0, 1))
+        report(f"auto: finetune: held-out accuracy {ft['holdout_accuracy']:.3f} against "
+               f"{ft['features_holdout_accuracy']:.3f} for {best['name']}")
+        if ft["holdout_accuracy"] > ft["features_holdout_accuracy"]:
+            best = ft
     candidates.append(ft)
-    tried = [c for c in candidates if "holdout_accuracy" in c]
-    best = max(tried, key=lambda c: (c["holdout_accuracy"], -c["seconds"]))
-    shutil.rmtree(work, ignore_errors=True)
     report(f"auto: chose {best['name']} ({best['strategy']}"
            + "".join(f", {k}={v}" for k, v in best["recipe"].items()) + ")")
     if best["strategy"] == "finetune":
         record = train_finetune(data, out, progress=progress, **shared, val_fraction=p.val_fraction,
                                 **best["recipe"])
-    else:
-        record = train_features(data, out, progress=progress, **features_shared, val_fraction=p.val_fraction,
-                                **best["recipe"])
-    record["auto"] = {"params": to_record(p), "held_out_images": n_held, "fit_images": n_fit,
-                      "candidates": candidates, "chosen": best["name"], "strategy": best["strategy"],
-                      "recipe": best["recipe"], "seconds": round(time.perf_counter() - started, 1)}
+    else:  # the chosen recipe's run was trained on all training images already
+        for path in (work / best["name"]).iterdir():
+            os.replace(path, out / path.name)
+        record = json.loads((out / "run.json").read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    record["auto"] = {"params": to_record(p), "candidates": candidates, "chosen": best["name"],
+                      "strategy": best["strategy"], "recipe": best["recipe"],
+                      "seconds": round(time.perf_counter() - started, 1)}
     atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     return record

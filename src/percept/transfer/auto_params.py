@@ -26,10 +26,10 @@ class AutoParams:
     """Automatic choice of a transfer-learning recipe within a time budget."""
 
     budget_minutes: float = setting(15.0, "time for choosing and training, in minutes: the recipes are compared on "
-                                    "a held-out part of the training images, and fine-tuning is tried only when "
-                                    "its estimated time fits", metavar="MIN")
-    holdout: float = setting(0.25, "share of the training images held out to compare the recipes (the "
-                             "validation images are never used for the choice)")
+                                    "the training images, and fine-tuning is tried only when its estimated time "
+                                    "fits", metavar="MIN")
+    holdout: float = setting(0.25, "share of the training images held out to compare fine-tuning with the best "
+                             "frozen-features recipe (the validation images are never used for the choice)")
     backbone: str = _as_in_features("backbone")
     val_fraction: float = _as_in_features("val_fraction")
     seed: int = _as_in_features("seed")

@@ -122,7 +122,7 @@ def init_head_from_probe(t: Training, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     x_train, y_train = frozen_features(t, t.split.train)
     x_val, y_val = frozen_features(t, t.split.val)
-    pipeline, C = fit_classifier("logreg", None, seed, x_train.numpy(), y_train.numpy())
+    pipeline, C, _ = fit_classifier("logreg", None, seed, x_train.numpy(), y_train.numpy())
     scaler, logreg = pipeline[0], pipeline[-1]
     # (x - mean) / scale @ coef.T + b  ==  x @ (coef / scale).T + (b - coef @ (mean / scale))
     weight = torch.as_tensor(logreg.coef_ / scaler.scale_, dtype=torch.float64)

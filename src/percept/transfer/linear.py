@@ -104,20 +104,21 @@ def make_classifier(kind: str, C: float, seed: int) -> Pipeline:
 
 
 def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.ndarray,
-                   groups: np.ndarray | None = None) -> tuple[Pipeline, float]:
+                   groups: np.ndarray | None = None) -> tuple[Pipeline, float, float | None]:
     """Fit with the given ``C``, or choose ``C`` from :data:`C_GRID` by stratified k-fold cross-validation
     on the training set (k = 5 for logistic regression, 3 for the SVM and softmax layer, fewer when the smallest class
     is smaller; logistic regression warm-starts along the grid). ``groups`` (one id per source image) keeps
-    augmented copies of an image in the same fold. Returns the fitted model and its C.
+    augmented copies of an image in the same fold. Returns the fitted model, its C and the cross-validated
+    accuracy at that C (the mean over the folds; ``None`` when C was given or there were too few images).
     """
     if C is not None:
         if C <= 0:
             raise PerceptError(f"C must be > 0, got {C}")
-        return make_classifier(kind, C, seed).fit(x, y), C
+        return make_classifier(kind, C, seed).fit(x, y), C, None
     images_per_class = np.bincount(y if groups is None else y[np.unique(groups, return_index=True)[1]])
     folds = int(min(5 if kind == "logreg" else 3, images_per_class.min()))
     if folds < 2:
-        return make_classifier(kind, 1.0, seed).fit(x, y), 1.0
+        return make_classifier(kind, 1.0, seed).fit(x, y), 1.0, None
     if groups is None:
         cv = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
     else:
@@ -128,11 +129,13 @@ def fit_classifier(kind: str, C: float | None, seed: int, x: np.ndarray, y: np.n
             warnings.simplefilter("ignore", FutureWarning)
             pipeline = make_pipeline(StandardScaler(), model).fit(x, y)
         chosen = float(np.atleast_1d(pipeline[-1].C_)[0])
-        return make_classifier(kind, chosen, seed).fit(x, y), chosen
+        scores = next(iter(pipeline[-1].scores_.values()))  # (folds, len(C_GRID)), the same for every class
+        score = float(scores[:, list(C_GRID).index(chosen)].mean()) if chosen in C_GRID else None
+        return make_classifier(kind, chosen, seed).fit(x, y), chosen, score
     pipeline = make_classifier(kind, 1.0, seed)
     key = f"{pipeline.steps[-1][0]}__C"
     search = GridSearchCV(pipeline, {key: list(C_GRID)}, cv=cv).fit(x, y)
-    return search.best_estimator_, float(search.best_params_[key])
+    return search.best_estimator_, float(search.best_params_[key]), float(search.best_score_)
 
 
 def probabilities(pipeline: Pipeline, features: np.ndarray) -> np.ndarray:
@@ -206,8 +209,8 @@ def train_features(data: str | Path, out: str | Path, *, progress: bool = False,
     groups = np.tile(np.arange(len(train_paths)), 1 + params.augment_copies)
     x_fit = np.concatenate([x_train, *(x for x, _ in copies)])
     y_fit = np.tile(y_train, 1 + params.augment_copies)
-    pipeline, C = fit_classifier(params.classifier, params.C, params.seed, x_fit, y_fit,
-                                 groups if params.augment_copies else None)
+    pipeline, C, cv_accuracy = fit_classifier(params.classifier, params.C, params.seed, x_fit, y_fit,
+                                              groups if params.augment_copies else None)
     record = make_record(
         "features", to_record(params),
         strategy="features",
@@ -223,6 +226,7 @@ def train_features(data: str | Path, out: str | Path, *, progress: bool = False,
         metrics={
             "train_accuracy": float((pipeline.predict(x_train) == y_train).mean()),
             "val_accuracy": float((pipeline.predict(x_val) == y_val).mean()),
+            "cv_accuracy": cv_accuracy,  # training images only: the cross-validation that chose C
         },
         seconds=round(time.perf_counter() - started, 2),
     )
