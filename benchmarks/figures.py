@@ -1,17 +1,18 @@
 """The documentation figures that are re-made by script, one sub-command each.
 
     .venv/bin/python benchmarks/figures.py saliency [--size 336] [--out docs/images/explain_saliency_methods.jpg]
-    .venv/bin/python benchmarks/figures.py texture [--iterations 100] [--out docs/images/texture_zigzag.png]
     .venv/bin/python benchmarks/figures.py stylize [--size 512] [--out docs/images/stylize_cat_starry_512.png]
+    .venv/bin/python benchmarks/figures.py adain [--out docs/images]
 
 ``saliency``: examples/content/chelsea_cat.jpg (whole photo, longest side ``--size``) explained by
 EfficientNet-Lite0 with the five methods at the CLI defaults (as in benchmarks/saliency.py), drawn with
 :func:`percept.understand.montage.saliency_panel`: the photo, then each map on its own with its title and colour
-bar, scaled at the 99th percentile. ``texture``: examples/texture/colorful_zigzag_256.jpg (no watermark) and a
-new 256 px texture from :func:`percept.synthesize_texture`, side by side; the PNG records how it was made.
-Both run in well under 2 minutes on 2 CPU cores. ``stylize``: the same photo painted in the style of The Starry
+bar, scaled at the 99th percentile; under 2 minutes on 2 CPU cores. The README's other pictures come from
+``benchmarks/readme_figures.py``. ``stylize``: the same photo painted in the style of The Starry
 Night by :func:`percept.stylize` with its defaults at ``--size`` (the full-size result of the gallery; about 8 minutes
-at 512 px on 2 CPU cores); the PNG records how it was made.
+at 512 px on 2 CPU cores); the PNG records how it was made. ``adain``: the AdaIN figures of docs/adain.md (the
+cat in four styles at 448 px, the alpha strip, the style interpolation and the colour preservation), with the
+paintings of ``../shared/data/style`` (the bundled examples where a painting is only there); under a minute.
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 PHOTO = ROOT / "examples" / "content" / "chelsea_cat.jpg"
-TEXTURE = ROOT / "examples" / "texture" / "colorful_zigzag_256.jpg"
 TITLES = {"gradient": "gradient", "smoothgrad": "SmoothGrad", "guided": "guided backprop", "gradcam": "Grad-CAM",
           "occlusion": "occlusion"}
 
@@ -50,19 +48,6 @@ def saliency_figure(out: Path, *, size: int, model: str) -> None:
     fig.savefig(out, bbox_inches="tight", pad_inches=0.05, pil_kwargs={"quality": 90})
 
 
-def texture_figure(out: Path, *, size: int, iterations: int, seed: int) -> None:
-    import percept
-    from percept.image import save_image
-    from percept.understand.montage import side_by_side, thumbnail
-
-    result = percept.synthesize_texture(str(TEXTURE), size=size, iterations=iterations, seed=seed)
-    source = thumbnail(TEXTURE, size).unsqueeze(0)
-    texture = result.image.detach().cpu().float().reshape(1, 3, size, size).clamp(0, 1)
-    gap = torch.ones(1, 3, size, 8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(side_by_side(source, gap, texture), out, result.record)
-
-
 def stylize_figure(out: Path, *, size: int) -> None:
     import percept
     from percept.image import save_image
@@ -73,6 +58,43 @@ def stylize_figure(out: Path, *, size: int) -> None:
     save_image(result.image, out, result.record)
 
 
+def _strip(images: list, out: Path, gap: int = 4) -> None:
+    """Tensors ``(1, 3, H, W)`` of one height side by side, ``gap`` white pixels apart, as a PNG."""
+    import torch
+
+    from percept.image import to_pil
+
+    white = torch.ones(1, 3, images[0].shape[-2], gap)
+    row = torch.cat([t for image in images for t in (image, white)][:-1], dim=-1)
+    to_pil(row).save(out)
+
+
+def adain_figures(out: Path) -> None:
+    from percept import stylize_adain
+    from percept.image import load_image, save_image, to_tensor
+
+    def painting(name: str) -> str:
+        shared = ROOT.parent / "shared" / "data" / "style" / name
+        return str(shared if shared.is_file() else ROOT / "examples" / "style" / name)
+
+    cat = str(PHOTO)
+    starry, wave = painting("van_gogh_starry_night.jpg"), painting("hokusai_great_wave.jpg")
+    kandinsky, scream = painting("kandinsky_composition_vii.jpg"), painting("munch_the_scream.jpg")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, style in (("starry_night", starry), ("great_wave", wave), ("composition_vii", kandinsky),
+                        ("the_scream", scream)):
+        result = stylize_adain(cat, style, size=448)
+        save_image(result.image, out / f"adain_cat_{name}.png", result.record)
+    _strip([stylize_adain(cat, starry, alpha=a, size=240).image for a in (0, 0.25, 0.5, 0.75, 1)],
+           out / "adain_alpha_strip.png")
+    _strip([stylize_adain(cat, [wave, kandinsky], style_blend_weights=[1 - w, w], size=192,
+                          style_scale=512 / 192).image for w in (0, 0.25, 0.5, 0.75, 1)],
+           out / "adain_interpolation.png")
+    photo = to_tensor(load_image(cat), longest=240)
+    _strip([photo] + [stylize_adain(cat, scream, preserve_color=p, size=240).image
+                      for p in ("none", "match", "luminance")], out / "adain_preserve_color.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="figure", required=True)
@@ -80,22 +102,19 @@ def main() -> None:
     sal.add_argument("--size", type=int, default=336)
     sal.add_argument("--model", default="efficientnet_lite0")
     sal.add_argument("--out", type=Path, default=IMAGES / "explain_saliency_methods.jpg")
-    tex = sub.add_parser("texture", help="source | synthesised texture")
-    tex.add_argument("--size", type=int, default=256)
-    tex.add_argument("--iterations", type=int, default=100)
-    tex.add_argument("--seed", type=int, default=1)
-    tex.add_argument("--out", type=Path, default=IMAGES / "texture_zigzag.png")
     sty = sub.add_parser("stylize", help="a full-size result of style transfer by optimisation")
     sty.add_argument("--size", type=int, default=512)
     sty.add_argument("--out", type=Path, default=IMAGES / "stylize_cat_starry_512.png")
+    ada = sub.add_parser("adain", help="the AdaIN figures of docs/adain.md")
+    ada.add_argument("--out", type=Path, default=IMAGES, help="folder")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.figure == "saliency":
         saliency_figure(args.out, size=args.size, model=args.model)
-    elif args.figure == "stylize":
-        stylize_figure(args.out, size=args.size)
+    elif args.figure == "adain":
+        adain_figures(args.out)
     else:
-        texture_figure(args.out, size=args.size, iterations=args.iterations, seed=args.seed)
+        stylize_figure(args.out, size=args.size)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
 

@@ -358,3 +358,40 @@ def test_describe_shows_one_model_and_a_style_network_file(tmp_path):
     assert [m["name"] for m in catalog_json(kind="decoder")["models"]] == ["adain_decoder"]
     with pytest.raises(PerceptError, match="unknown setting 'knd'"):
         describe(knd="features")
+
+
+def test_a_truncated_network_equals_the_full_one_up_to_its_last_layer(cat_tensor):
+    full = get_model("vgg19", "gatys", kind="features", padding_mode="reflect")
+    short = get_model("vgg19", "gatys", kind="features", padding_mode="reflect", last="relu4_1")
+    assert list(short.layers)[-1] == "relu4_1" and "conv4_2" not in short.layers
+    assert sum(p.numel() for p in short.parameters()) < 0.4 * sum(p.numel() for p in full.parameters())
+    x = torch.nn.functional.interpolate(cat_tensor, size=(64, 96), mode="area")
+    with torch.no_grad():
+        assert torch.equal(short(x, ["relu4_1"])["relu4_1"], full(x, ["relu4_1"])["relu4_1"])
+    with pytest.raises(PerceptError, match="past the last layer"):
+        short(x, ["relu5_1"])
+    with pytest.raises(PerceptError, match="unknown layer 'relu9_9'"):
+        get_model("vgg19", "gatys", kind="features", last="relu9_9")
+
+
+def test_registered_weights_are_decoded_once_into_a_memory_mapped_cache(tmp_path, monkeypatch):
+    from percept.models import weights as W
+
+    monkeypatch.setenv("PERCEPT_CACHE", str(tmp_path))
+    entry = get_weights("vgg19", "gatys")
+    source, path = entry.locate()
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+    W._decode_cached.cache_clear()
+    first = entry.load_state_dict()
+    cached = W.decoded_cache_file(path, "vgg19", stamp)
+    assert cached.parent == tmp_path / "weights" and cached.is_file()
+    W._decode_cached.cache_clear()
+    again = entry.load_state_dict()  # read from the cache file
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
+    cached.write_bytes(b"not a torch file")  # damaged: decoded again and replaced
+    W._decode_cached.cache_clear()
+    assert torch.equal(entry.load_state_dict()["conv1_1.weight"], first["conv1_1.weight"])
+    assert torch.load(cached, weights_only=True).keys() == first.keys()
+    monkeypatch.setenv("PERCEPT_WEIGHTS_CACHE", "0")
+    assert W.decoded_cache_file(path, "vgg19", stamp) is None
+    W._decode_cached.cache_clear()

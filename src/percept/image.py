@@ -117,15 +117,17 @@ def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def to_tensor(img: Image.Image, longest: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+def to_tensor(img: Image.Image, longest: int | None = None, size: tuple[int, int] | None = None, *,
+              resample: Image.Resampling = Image.Resampling.LANCZOS) -> torch.Tensor:
     """PIL image -> ``(1, 3, H, W)`` float tensor in ``[0, 1]``.
 
-    Resized (Lanczos) to ``size=(w, h)`` if given, else so its longest side is ``longest`` if given.
+    Resized (``resample``, antialiased when shrinking: Lanczos by default) to ``size=(w, h)`` if given, else so
+    its longest side is ``longest`` if given.
     """
     if size is None and longest is not None:
         size = fit_size(*img.size, longest)
     if size is not None and size != img.size:
-        img = img.resize(size, Image.Resampling.LANCZOS)
+        img = img.resize(size, resample)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 

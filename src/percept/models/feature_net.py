@@ -159,13 +159,16 @@ class FeatureNet(nn.Module):
             style transfer results).
         padding_mode: ``"zeros"`` (as trained, Caffe and torchvision) or ``"reflect"`` (mirror the border
             pixels; AdaIN's encoder, fewer border artefacts in images generated through the network).
+        last: build the layers up to this one only (``None``: all): a smaller network, e.g. AdaIN's encoder
+            ends at ``relu4_1``.
 
     Call ``net(x, layers)`` with ``x`` of shape ``(B, 3, H, W)`` in ``[0, 1]`` to get a dict
     ``{name: (B, C, H', W')}`` of the requested layers; computation stops at the deepest requested layer.
     """
 
     def __init__(
-        self, arch: str, preprocess: nn.Module | None = None, pooling: str = "max", padding_mode: str = "zeros"
+        self, arch: str, preprocess: nn.Module | None = None, pooling: str = "max", padding_mode: str = "zeros",
+        last: str | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
@@ -189,6 +192,11 @@ class FeatureNet(nn.Module):
             else:
                 module = nn.ReLU(inplace=False)
             self.layers[_layer_name(spec)] = module
+            if _layer_name(spec) == last:
+                break
+        if last is not None and last not in self.layers:
+            raise PerceptError(f"unknown layer {last!r} for {arch}; run `percept models` for the names")
+        self.last = last
         self._order = {name: i for i, name in enumerate(self.layers)}
 
     @property
@@ -202,6 +210,9 @@ class FeatureNet(nn.Module):
         for name in layers:
             if name not in self._order:
                 examples = ", ".join(n for n in self.layers if n.startswith("relu"))
+                if self.last is not None and name in _all_layer_names(self.arch):
+                    raise PerceptError(f"layer {name!r} is past the last layer ({self.last}) this {self.arch} "
+                                       "was built with")
                 raise PerceptError(
                     f"unknown layer {name!r} for {self.arch}; valid layers include {examples} "
                     f"(run `percept models` for all names)"
@@ -236,19 +247,25 @@ class FeatureNet(nn.Module):
         return out
 
 
-def build_feature_net(weights, *, pooling: str = "max", padding_mode: str = "zeros",
+def _all_layer_names(arch: str) -> list[str]:
+    return [_layer_name(spec) for spec in ARCHITECTURES[arch]]
+
+
+def build_feature_net(weights, *, pooling: str = "max", padding_mode: str = "zeros", last: str | None = None,
                       device: str | torch.device = "cpu") -> FeatureNet:
     """A :class:`FeatureNet` with the pretrained ``weights`` (a :class:`~percept.models.weights.Weights` entry of
     a feature network), its preprocessing attached, frozen, in eval mode, on ``device``.
 
     ``pooling``: ``max`` or ``avg``; ``padding_mode``: ``zeros`` (as the weights were trained) or ``reflect``
-    (AdaIN's encoder). :func:`percept.models.get_model` resolves names to ``weights`` and calls this.
+    (AdaIN's encoder); ``last``: build the layers up to this one only, and read only their tensors.
+    :func:`percept.models.get_model` resolves names to ``weights`` and calls this.
     """
     from .preprocess import preprocessing_module
 
-    state = {k: v.clone() for k, v in weights.load_state_dict().items()}  # the decoded cache stays pristine
     with torch.device("meta"):  # skip the random initialisation the pretrained tensors replace
-        net = FeatureNet(weights.arch, pooling=pooling, padding_mode=padding_mode)
+        net = FeatureNet(weights.arch, pooling=pooling, padding_mode=padding_mode, last=last)
+    # copies (the decoded tensors are shared, and may be memory-mapped), of the layers built only
+    state = {k: v.clone() for k, v in weights.load_state_dict().items() if k.split(".")[0] in net.layers}
     net.preprocess = preprocessing_module(weights.preprocessing)
     missing, unexpected = net.layers.load_state_dict(state, strict=False, assign=True)
     if unexpected or [k for k in missing if k.split(".")[0].startswith("conv")]:

@@ -107,7 +107,7 @@ def _builtin() -> list[ModelEntry]:
     entries = [
         ModelEntry(name, "features", features, f"{name} convolutional features with named layers",
                    tuple(w for w in catalog.FEATURE_WEIGHTS if w.arch == name), catalog.feature_user_weights,
-                   ("pooling", "padding_mode"), ("preprocessing",))
+                   ("pooling", "padding_mode", "last"), ("preprocessing",))
         for name in FEATURE_NETWORKS
     ]
     entries += [

@@ -87,10 +87,49 @@ class Weights:
         return _decode_cached(source, path, self.arch, (stat.st_mtime_ns, stat.st_size))
 
 
+#: Bump when the decoded form of any weights changes, so that stale decoded copies are not read.
+DECODED_VERSION = 1
+
+
+def decoded_cache_file(path: Path, arch: str, stamp: tuple[int, int]) -> Path | None:
+    """Where the decoded tensors of a registered weights file are kept (``$PERCEPT_CACHE/weights`` or
+    ``~/.cache/percept/weights``); ``None`` when ``PERCEPT_WEIGHTS_CACHE=0`` turns the cache off."""
+    if os.environ.get("PERCEPT_WEIGHTS_CACHE", "1") == "0":
+        return None
+    import hashlib
+
+    base = Path(os.environ.get("PERCEPT_CACHE") or Path.home() / ".cache" / "percept") / "weights"
+    key = hashlib.sha256(f"{path.resolve()}|{stamp}|{arch}|{DECODED_VERSION}".encode()).hexdigest()[:20]
+    return base / f"{arch}-{key}.pt"
+
+
 @functools.lru_cache(maxsize=8)
 def _decode_cached(source: Source, path: Path, arch: str, stamp: tuple[int, int]) -> StateDict:
-    """Decoded, shape-checked tensors; ``stamp`` (mtime, size) makes a rewritten file decode again."""
-    return check_shapes(arch, source.decode(path), str(path))
+    """Decoded, shape-checked tensors; ``stamp`` (mtime, size) makes a rewritten file decode again.
+
+    Registered weights (package files, the torch hub cache) are decoded once per machine into a plain PyTorch
+    file (:func:`decoded_cache_file`) that later processes memory-map: no format conversion, no checks again,
+    and only the tensors a network uses are read from disk. Files given by the user are decoded every time.
+    The tensors may be memory-mapped: copy them before changing them in place.
+    """
+    from .sources import UserFile
+
+    cached = None if isinstance(source, UserFile) else decoded_cache_file(path, arch, stamp)
+    if cached is not None and cached.is_file():
+        try:
+            return torch.load(cached, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - a damaged cache file is decoded again and replaced
+            pass
+    state = check_shapes(arch, source.decode(path), str(path))
+    if cached is not None:
+        try:
+            from ..image import atomic_write
+
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cached, lambda tmp: torch.save({k: v.contiguous() for k, v in state.items()}, tmp))
+        except (OSError, RuntimeError):  # a read-only home or a full disk: decode every time
+            pass
+    return state
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..device import is_out_of_memory, resolve_device
 from ..errors import PerceptError
@@ -82,8 +83,10 @@ def stylize_adain(
     stamp = (decoder_file.stat().st_mtime_ns, decoder_file.stat().st_size) if decoder_file else None
     net = shared_adain(decoder, stamp, dev)
 
-    content_t = to_tensor(content_pil, size=out_size)
-    style_ts = [to_tensor(s, longest=params.style_size) for s in style_pils]
+    # Bilinear, as the decoder's training images were resized: Lanczos' sharper edges and ringing come out of the
+    # decoder as fine streaks (docs/adain.md, "Clean results").
+    content_t = to_tensor(content_pil, size=out_size, resample=Image.Resampling.BILINEAR)
+    style_ts = [to_tensor(s, longest=params.style_size, resample=Image.Resampling.BILINEAR) for s in style_pils]
     if params.preserve_color == "match":
         style_ts = [match_color(s, content_t) for s in style_ts]
     elif params.preserve_color == "luminance":
