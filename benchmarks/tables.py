@@ -159,6 +159,8 @@ MACHINE_SOURCES = {
     "service_load_cpu.json": "`benchmarks/service_load.py`",
     "service_load_redis_cpu.json": "`benchmarks/service_load.py --redis`",
     "regions_cpu.json": "`benchmarks/regions.py`",
+    "transfer_recipes_cpu.json": "`benchmarks/transfer_recipes.py`",
+    "adain_speed_cpu.json": "`benchmarks/adain_speed.py`",
 }
 
 
@@ -302,6 +304,61 @@ def transfer_recipes(ctx: Ctx) -> str:
     return setup + "\n\n" + md_table(["recipe", "best validation accuracy", "best epoch", "wall time, CPU",
                                       "wall time, GPU"], rows) + "\n\n" + summary
 
+
+
+SMALL_SET_RECIPES = (
+    ("features", "frozen features, `avg` pooling (default)"),
+    ("max", "frozen features, `--pooling max`"),
+    ("gram", "frozen features, `--features stage3,stage5 --pooling gram`"),
+    ("bilinear", "frozen features, `--features stage5 --pooling bilinear`"),
+    ("finetune_before", "fine-tuning from a random head (`--head-init kaiming --no-freeze-bn --lr 5e-4`)"),
+    ("finetune", "`--strategy finetune` (defaults)"),
+    ("auto", "`--strategy auto` (defaults)"),
+)
+SMALL_SET_NAMES = {"textures": "texture patches", "hymenoptera": "hymenoptera", "flowers": "flowers102_mini"}
+
+
+@table("transfer-small-sets")
+def transfer_small_sets(ctx: Ctx) -> str:
+    d = ctx.json("transfer_recipes_cpu.json")
+    sets = [s for s in SMALL_SET_NAMES if s in d["results"]]
+    res = d["results"]
+    header = ["recipe"] + [f"{SMALL_SET_NAMES[s]}: accuracy, wall time" for s in sets]
+    rows = []
+    for key, label in SMALL_SET_RECIPES:
+        if not any(key in res[s] for s in sets):
+            continue
+        cells = []
+        for s in sets:
+            r = res[s].get(key)
+            if r is None:
+                cells.append("not measured")
+                continue
+            best = max(v["val_accuracy"] for v in res[s].values())
+            cells.append(f"{bold(num(r['val_accuracy'], 3), r['val_accuracy'] == best)}, {num(r['seconds'])} s")
+        rows.append([label] + cells)
+    info = ", ".join(f"{SMALL_SET_NAMES[s]} {d['sets'][s]['classes']} classes, {d['sets'][s]['train']} training / "
+                     f"{d['sets'][s]['val']} validation images" for s in sets)
+    m = d["machine"]
+    loads = [r["load_average"][0] for s in sets for r in res[s].values()]
+    setup = (f"{d['backbone']}, seed {d['seed']}, torch `{m['torch_version']}` on {m['cpu_count']} CPU cores, one "
+             f"run at a time from an empty feature cache ({info}). Other jobs shared the machine during some runs "
+             f"(1-minute load average {num(min(loads), 1)}–{num(max(loads), 1)}, recorded per run in the JSON), so "
+             "wall times are upper bounds; accuracies do not depend on it.")
+    notes = []
+    for s in sets:
+        c, rs = d["checks"][s], res[s]
+        line = (f"{SMALL_SET_NAMES[s]}: best `{c['best_recipe']}`, "
+                f"{num(ctx.calc(100 * c['best_minus_default']), 1)} points above the default")
+        if "finetune" in rs:
+            line += ("; fine-tuning " + ("not below" if c["finetune_not_below_features"] else "below")
+                     + " the frozen features")
+        if "finetune_time_ratio" in c:
+            line += f", in {num(c['finetune_time_ratio'], 2)}× the time of fine-tuning from a random head"
+        if "auto" in rs:
+            line += f"; `auto` chose `{rs['auto']['auto']['chosen']}`"
+        notes.append(line + ".")
+    return setup + "\n\n" + md_table(header, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 @table("refactor-check")
@@ -485,6 +542,28 @@ def stylize_regions(ctx: Ctx) -> str:
             f"L-BFGS iterations{', the two styles one way and then swapped' if len(d['runs']) > 1 else ''} "
             f"({seconds} on the CPU, shared with other work). Errors are the "
             f"relative Gram errors of the region (guided Gram matrix) summed over the {num(layers)} style layers.")
+
+
+@table("adain-reference")
+def adain_reference(ctx: Ctx) -> str:
+    """AdaIN's whole process against the reference process, alternating runs (for docs/benchmarks.md, adain.md)."""
+    d = ctx.json("adain_speed_cpu.json")
+    m, med, px = d["machine"], d["median"], d["pixels"]
+    rows = [[label, num(med[key]["seconds"], 2), num(med[key]["peak_rss_mib"]),
+             ", ".join(num(r["seconds"], 2) for r in d["runs"][key])]
+            for key, label in (("percept", "**percept** `stylize --method adain`"),
+                               ("reference", "reference process (pytorch-AdaIN's `test.py` steps)"))]
+    setup = (f"Whole process from the shell at {d['size']} px (output {d['output_size'][0]} × "
+             f"{d['output_size'][1]}), content `{Path(d['content']).name}`, style `{Path(d['style']).name}`, the same "
+             f"weight files, {num(ctx.calc(d['repeats']))} alternating runs each after one untimed run of each, "
+             f"torch `{m['torch_version']}` on {m['cpu_count']} CPU cores.")
+    summary = (f"percept takes **{num(d['time_ratio'], 2)}×** the reference's time (target ≤ "
+               f"{num(ctx.const(0.7), 1)}×) and **{num(d['memory_ratio'], 2)}×** its peak memory. The two outputs "
+               f"differ by {num(px['mean_abs_diff'], 2)} grey levels on average (largest {num(px['max_abs_diff'])}; "
+               f"{num(ctx.calc(100 * px['share_over_8_levels']), 1)} % of pixels by more than "
+               f"{num(ctx.const(8))}).")
+    return (setup + "\n\n" + md_table(["process", "median seconds", "median peak memory (MiB)", "every run (s)"],
+                                       rows) + "\n\n" + summary)
 
 
 @table("adain-alpha")
