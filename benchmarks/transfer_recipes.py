@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -48,13 +47,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
-import percept
 from percept.transfer import train_auto, train_features, train_finetune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import texture_patches  # noqa: E402  (the script next to this one)
+import texture_patches  # noqa: E402  (the scripts next to this one)
+from transfer import machine_info as transfer_machine_info  # noqa: E402
 
 SETS = {
     "textures": "data/texture_patches",
@@ -96,18 +94,8 @@ def log(message: str) -> None:
 
 
 def machine_info(device: str) -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "device": device,
-        "cuda_device": torch.cuda.get_device_name() if device.startswith("cuda") else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "percept_version": percept.__version__,
-        "load_average_at_start": os.getloadavg(),
-    }
+    """benchmarks/transfer.py's machine fields, and the load average when this run started."""
+    return {**transfer_machine_info(device), "load_average_at_start": os.getloadavg()}
 
 
 def _entry(record: dict, started: float, cpu_started: float, settings: dict) -> dict:
