@@ -136,6 +136,8 @@ def gallery(model: Path) -> None:
     if not model.is_file():
         sys.exit(f"error: no network at {model}; train one as in docs/feedforward.md, or pass --model FILE")
     IMAGES.mkdir(parents=True, exist_ok=True)
+    if model.resolve().is_relative_to(ROOT):  # the record shows a path that works in any clone
+        model = model.resolve().relative_to(ROOT)
     percept(f"stylize {CAT} {WAVE} -o docs/images/gallery_adain_512.png --method adain --size 512")
     percept(f"stylize {CAT} -o docs/images/gallery_network_512.png --model {model} --size 512")
     percept(f"texture {ZIGZAG} -o docs/images/gallery_texture_512.png --size 512")
