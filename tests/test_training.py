@@ -55,7 +55,8 @@ def test_sgd_onecycle_run_records_its_settings(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: created.append(kw) or real_sgd(groups, **kw))
     record = ft.train_finetune(dataset, tmp_path / "run", optimizer="sgd", schedule="onecycle", augment="none", **TINY)
     assert len(created) == 2 and created[0]["momentum"] == 0.9  # one optimiser per phase
-    assert record["params"]["optimizer"] == "sgd" and record["params"]["lr"] == 1e-2  # SGD's default lr
+    assert record["params"]["optimizer"] == "sgd" and record["params"]["lr"] == pytest.approx(1e-2 / 5)
+    # SGD's default lr, a fifth of it because the head starts from the fitted linear probe
     assert record["params"]["weight_decay"] == 5e-4 and record["params"]["schedule"] == "onecycle"
     assert [h["phase"] for h in record["history"]] == ["head", "finetune", "finetune"]
 

@@ -8,7 +8,8 @@ from .lazy import exports
 __version__ = "0.1.0"
 
 _EXPORTS = {"StyleParams": "style", "AdainParams": "style", "NetworkParams": "style", "StyleResult": "style",
-            "stylize": "style", "synthesize_texture": "style", "stylize_adain": "style", "stylize_with_model": "style"}
+            "stylize": "style", "synthesize_texture": "style", "stylize_adain": "style", "stylize_with_model": "style",
+            "stylize_video": "style"}
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 

@@ -9,6 +9,7 @@ COMMANDS = {
     "stylize": ("stylize",
                 "paint a photo in the style of one or more paintings (optimisation, AdaIN or a trained network)"),
     "texture": ("stylize", "synthesise a new texture from a sample (Gatys et al.)"),
+    "stylize-video": ("video", "paint a video in the style of paintings without flicker (optical flow, scene cuts)"),
     "info": ("stylize",
              "show the record of an output image (and the command that reproduces it) or of a style network"),
     "train-style": ("training",
@@ -30,7 +31,7 @@ HELP = {name: text for name, (_module, text) in COMMANDS.items()}
 
 #: The commands as ``percept --help`` lists them, by what they are for.
 COMMAND_GROUPS = (
-    ("style transfer", ("stylize", "texture", "train-style", "train-adain")),
+    ("style transfer", ("stylize", "stylize-video", "texture", "train-style", "train-adain")),
     ("transfer learning", ("train", "evaluate", "predict", "lr-find", "augment-preview", "export")),
     ("understanding CNNs", ("explain",)),
     ("artwork service", ("serve", "worker")),

@@ -5,7 +5,7 @@ from ..lazy import exports
 _EXPORTS = {"Iterate": "optimize", "StyleResult": "optimize", "stylize": "optimize",
             "synthesize_texture": "optimize", "StyleParams": "params", "AdainParams": "params",
             "NetworkParams": "params", "stylize_adain": "adain_stylize", "train_adain": "adain_train",
-            "stylize_with_model": "transform_stylize"}
+            "stylize_with_model": "transform_stylize", "stylize_video": "video_stylize"}
 __all__ = sorted(_EXPORTS)
 
 
