@@ -96,3 +96,67 @@ def dataset(tmp_path, cat_path, rocket_path):
         _crops(cat_path, root / split / "cat", n, seed)
         _crops(rocket_path, root / split / "rocket", n, seed + 10)
     return root
+
+
+class ServeProcesses:
+    """Start and stop real ``percept serve`` processes (each in its own session, so a test can ``os.killpg`` it)."""
+
+    def __init__(self) -> None:
+        self.started: list = []
+
+    def start(self, data_dir: Path, port: int, *options: str, log: Path | None = None, timeout: float = 60):
+        """``percept serve`` on loopback ``port`` with ``data_dir``, device cpu, one embedded worker and
+        ``options``, once it answers ``/api/v1/health``; its stdout and stderr go to ``log`` (else nowhere)."""
+        import subprocess
+        import sys
+        import time
+
+        import httpx
+
+        command = [sys.executable, "-m", "percept", "serve", "--port", str(port), "--data-dir", str(data_dir),
+                   "--device", "cpu", *options]
+        out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
+        try:
+            server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                      env={**os.environ, "PERCEPT_OFFLINE": "1"})
+        finally:
+            if log is not None:
+                out.close()
+        self.started.append(server)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop(server)
+        tail = log.read_text(errors="replace")[-2000:] if log is not None else ""
+        raise AssertionError(f"percept serve did not start within {timeout:g} s\n{tail}")
+
+    @staticmethod
+    def stop(server, timeout: float = 30) -> None:
+        """SIGTERM to the server's process group (a clean stop), SIGKILL if it is still there after ``timeout``."""
+        import signal
+        import subprocess
+
+        if server.poll() is not None:
+            return
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        except ProcessLookupError:
+            server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def percept_serve():
+    """:class:`ServeProcesses`: ``percept_serve.start(data_dir, port, *options, log=...)`` starts a real
+    ``percept serve``; every one still running is stopped at the end of the session."""
+    servers = ServeProcesses()
+    yield servers
+    for server in servers.started:
+        servers.stop(server)

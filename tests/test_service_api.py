@@ -56,7 +56,8 @@ def png_header_only(width: int, height: int) -> bytes:
 
 def client_for(data_dir: Path, *, address: str = "127.0.0.1", **settings) -> TestClient:
     """A TestClient on a real Service: no worker threads (jobs stay queued) unless ``workers`` is given."""
-    config = ServiceConfig(data_dir=data_dir, device="cpu", **{"workers": 0, "rate_limit": "1000/minute", **settings})
+    config = ServiceConfig(data_dir=data_dir, device="cpu", **{"workers": 0, "rate_limit": "1000/minute",
+                                                                "allowed_hosts": ["testserver"], **settings})
     return TestClient(create_app(Service(config)), client=(address, 50000))
 
 
@@ -234,8 +235,8 @@ def test_bodies_beyond_the_cap_are_refused_before_reading(idle):
     ({"method": "fast"}, 422, "method:"),
     ({"strength": 1.5}, 422, "strength:"),
     ({"seed": -1}, 422, "seed:"),
-    ({"email": "not an address"}, 400, "email"),
-    ({"webhook": "ftp://example.org/hook"}, 400, "webhook"),
+    ({"email": "not an address"}, 422, "email"),
+    ({"webhook": "ftp://example.org/hook"}, 422, "webhook"),
 ])
 def test_bad_fields_get_one_line_errors(idle, fields, status, words):
     if "style_image" in fields:  # both a style id and an upload
@@ -295,6 +296,20 @@ def test_cross_site_posts_are_refused(idle):
     assert fetched.status_code == 403
     same = idle.post(f"{API}/jobs", files=files, data=data, headers={"Origin": "http://testserver"})
     assert same.status_code == 202
+
+
+def test_unknown_hosts_are_refused_and_redirects_stay_relative(idle):
+    evil = idle.get(f"{API}/health", headers={"Host": "evil.example:8000"})
+    assert evil.status_code == 400 and "--allowed-hosts" in evil.json()["error"]
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000", "testserver"):
+        assert idle.get(f"{API}/health", headers={"Host": host}).status_code == 200, host
+    moved = idle.get("/gallery/", follow_redirects=False)  # no public URL configured: a relative Location
+    assert moved.status_code == 307 and moved.headers["location"] == "/gallery"
+    listing = idle.get(f"{API}/jobs/", params={"limit": 2}, follow_redirects=False)
+    assert listing.headers["location"] == f"{API}/jobs?limit=2"
+    assert idle.get("/no-such-page/", follow_redirects=False).status_code == 404
+    head = idle.head(f"{API}/styles")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
 
 
 def test_public_server_lists_only_named_jobs(tmp_path):

@@ -6,10 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,23 +14,6 @@ import pytest
 from percept.image import read_metadata
 
 API = "/api/v1"
-
-
-def _serve(data_dir: Path, port: int) -> subprocess.Popen:
-    """``percept serve`` on loopback with one embedded worker, ready to answer."""
-    command = [sys.executable, "-m", "percept", "serve", "--port", str(port), "--data-dir", str(data_dir),
-               "--device", "cpu", "--iterations", "40"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PERCEPT_OFFLINE": "1"}, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{API}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise AssertionError("percept serve did not start within 60 s")
 
 
 def _poll(port: int, job_id: str, until, timeout: float = 120) -> dict:
@@ -47,9 +27,9 @@ def _poll(port: int, job_id: str, until, timeout: float = 120) -> dict:
 
 
 @pytest.mark.timeout(300)
-def test_a_job_survives_a_killed_server_and_completes_once(tmp_path, cat_path, free_port):
+def test_a_job_survives_a_killed_server_and_completes_once(tmp_path, cat_path, free_port, percept_serve):
     port, data_dir = free_port(), tmp_path / "service"
-    server = _serve(data_dir, port)
+    server = percept_serve.start(data_dir, port, "--iterations", "40")
     try:
         files = {"photo": ("cat.jpg", cat_path.read_bytes(), "image/jpeg")}
         data = {"method": "quality", "size": "96", "style_id": "starry-night", "seed": "1"}
@@ -58,12 +38,11 @@ def test_a_job_survives_a_killed_server_and_completes_once(tmp_path, cat_path, f
         _poll(port, running["id"], lambda j: j["status"] == "running" and j["progress"] > 0.05)
         os.killpg(server.pid, signal.SIGKILL)  # no clean shutdown: the job is mid-way
         server.wait(10)
-        server = _serve(data_dir, port)
+        server = percept_serve.start(data_dir, port, "--iterations", "40")
         done = [_poll(port, job["id"], lambda j: j["status"] in ("done", "failed", "cancelled"))
                 for job in (running, waiting)]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        percept_serve.stop(server)
     assert [job["status"] for job in done] == ["done", "done"]
     assert done[0]["attempts"] == 2 and done[1]["attempts"] == 1  # interrupted once, run again once
     with sqlite3.connect(data_dir / "jobs.sqlite3") as db:

@@ -8,24 +8,27 @@ that call the same API as any other client.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import PerceptError
+from .config import InvalidField
 from .core import QueueFull, Service
 from .safety import (
     RateLimiter,
@@ -51,6 +54,9 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
             "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
             "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
             "https://cdn.redoc.ly; worker-src blob:; frame-ancestors 'none'")
+#: Requests with more or larger headers are refused (431) before anything else looks at them.
+MAX_HEADERS = 256
+MAX_HEADER_BYTES = 64 * 1024
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # job URLs are the only key to a job: never leak them
@@ -152,13 +158,14 @@ class Health(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text} for code, text in {
-        400: "bad input: damaged image, no or unknown style, invalid email or webhook",
+        400: "bad input: damaged image, no or unknown style, or a Host this server does not answer to",
         403: "cross-site request, wrong cancel token, or listing every job on a public server",
         404: "unknown or malformed id",
         409: "the job has no result (yet)",
         413: "upload larger than the byte or pixel cap (or a decompression bomb)",
         415: "an upload is not a PNG, JPEG or WebP image",
-        422: "a field is missing or out of range",
+        410: "the job was cancelled: nothing of it is kept",
+        422: "a field is missing, out of range or malformed (email, webhook), or the photo is too elongated",
         429: "too many submissions from this address; see Retry-After",
         503: "the queue is full; see Retry-After",
     }.items()}
@@ -173,14 +180,22 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class _Guard:
-    """Pure ASGI middleware: security headers on every response; before a job submission's body is read,
-    refuse cross-site posts and count the client's rate limit."""
+    """Pure ASGI middleware, in front of the routing: security headers on every response; oversized headers
+    refused; requests for a host name
+    this server does not answer to refused (DNS rebinding); HEAD answered wherever GET is; a trailing slash
+    redirected to the route without it (to a relative or the configured public URL, never to the request's
+    Host); and before a job submission's body is read, cross-site posts refused and the client's rate limit
+    counted."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, max_body: int, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, max_body: int, max_upload_bytes: int,
+                 host_names: frozenset[str], redirect_base: str, router: Router) -> None:
         self.app = app
         self.limiter = limiter
         self.max_body = max_body
         self.max_upload_bytes = max_upload_bytes
+        self.host_names = host_names
+        self.redirect_base = redirect_base
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,16 +203,24 @@ class _Guard:
             return
         path = scope["path"]
         csp = (DOCS_CSP if path in ("/docs", "/redoc") else PAGE_CSP).encode()
+        head = scope["method"] == "HEAD"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS,
                                       (b"content-security-policy", csp)]
+            elif head and message["type"] == "http.response.body":  # the GET response's headers, no body
+                message = {**message, "body": b""}
             await send(message)
 
         try:
+            raw = scope["headers"]
+            if len(raw) > MAX_HEADERS or sum(len(k) + len(v) for k, v in raw) > MAX_HEADER_BYTES:
+                raise Rejected(431, f"request headers too large (at most {MAX_HEADERS} headers and "
+                               f"{MAX_HEADER_BYTES // 1024} KiB); send fewer or smaller headers")
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+            self._check_host(headers.get("host"))
             if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 _check_same_origin(headers)
                 if scope["method"] == "POST" and path.rstrip("/") == SUBMIT_PATH:
                     self.limiter.hit(scope["client"][0] if scope.get("client") else "unknown")
@@ -208,15 +231,64 @@ class _Guard:
         except Rejected as exc:
             await _error(exc.status, exc.message, exc.headers)(scope, receive, send_with_headers)
             return
+        if head:
+            scope = {**scope, "method": "GET"}
+        location = self._slash_redirect(scope)
+        if location is not None:
+            await RedirectResponse(location, status_code=307)(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
+
+    def _check_host(self, host: str | None) -> None:
+        """Refuse a Host header naming a host this server does not answer to: a page whose own name was made to
+        resolve to this machine (DNS rebinding) would otherwise pass as same-site. Clients without a Host header
+        (HTTP/1.0) are not browsers and pass."""
+        if host is None:
+            return
+        if host_name(host) not in self.host_names:
+            shown = "".join(c if " " < c < "\x7f" else "?" for c in host[:100])
+            raise Rejected(400, f"this server does not answer to the host {shown!r}; use http://localhost:PORT/ "
+                           "or the server's public address (operators: add the name with --allowed-hosts)")
+
+    def _slash_redirect(self, scope: Scope) -> str | None:
+        """Where a path with a trailing slash goes when only the path without it is a route (307, so a POST stays a
+        POST); None otherwise. The target is built from the matched path and the configured public URL (or is
+        relative): never from the request's Host."""
+        path = scope["path"]
+        target = path.rstrip("/")
+        if path == target or not target.startswith("/") or target.startswith("//"):
+            return None
+        probe = {**scope, "path": target}
+        if not any(route.matches(probe)[0] == Match.FULL for route in self.router.routes):
+            return None
+        query = scope.get("query_string", b"").decode("latin-1")
+        return self.redirect_base + quote(target, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+
+
+def host_name(host: str) -> str:
+    """The name of a Host header (``Example.org:8000`` -> ``example.org``, ``[::1]:80`` -> ``::1``), lower case,
+    without the port and a final dot; IP addresses in their normal form."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1:host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
 
 
 def _check_same_origin(headers: dict[str, str]) -> None:
     """Browsers send Origin (and Sec-Fetch-Site) on every POST: refuse ones from another site (CSRF).
-    Clients that are not browsers send neither and pass."""
+    Clients that are not browsers send neither and pass. The Host compared with has passed the allow-list."""
     origin = headers.get("origin")
-    if headers.get("sec-fetch-site") == "cross-site" or (
-            origin is not None and urlsplit(origin).netloc != headers.get("host")):
+    try:
+        netloc = urlsplit(origin).netloc if origin is not None else None
+    except ValueError:  # not even a URL
+        netloc = ""
+    if headers.get("sec-fetch-site") == "cross-site" or (origin is not None and netloc != headers.get("host")):
         raise Rejected(403, "cross-site request refused; submit from this server's own page or from a script")
 
 
@@ -250,7 +322,10 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     # busy handler would sleep up to 100 ms between retries (the tail of the submit latency under load).
     submit_lock = threading.Lock()
     limiter = RateLimiter(config.rate_limit)
-    app.add_middleware(_Guard, limiter=limiter, max_body=max_body, max_upload_bytes=config.max_upload_bytes)
+    app.router.redirect_slashes = False  # Starlette's would build the Location from the Host header: _Guard does it
+    app.add_middleware(_Guard, limiter=limiter, max_body=max_body, max_upload_bytes=config.max_upload_bytes,
+                       host_names=config.host_names,
+                       redirect_base=(config.public_url or "").rstrip("/"), router=app.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def job_or_404(job_id: str) -> Job:
@@ -272,6 +347,10 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     @app.exception_handler(PerceptError)
     async def bad_input(_request: Request, exc: PerceptError) -> JSONResponse:
         return _error(400, str(exc))
+
+    @app.exception_handler(InvalidField)
+    async def invalid_field(_request: Request, exc: InvalidField) -> JSONResponse:
+        return _error(422, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -412,10 +491,13 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
                             headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get(f"{API}/jobs/{{job_id}}/preview", response_class=FileResponse, tags=["jobs"],
-             responses={200: {"content": {"image/png": {}}, "description": "the current image"}, **_errors(404)})
+             responses={200: {"content": {"image/png": {}}, "description": "the current image"},
+                        **_errors(404, 410)})
     def job_preview(job_id: str) -> FileResponse:
         """The latest intermediate image of a running job (the result once done), shown inline."""
         job = job_or_404(job_id)
+        if job.status == "cancelled":
+            raise Rejected(410, "the job was cancelled; nothing of it is kept")
         path = service.preview_path(job.id)
         if path is None:
             raise Rejected(404, "no preview yet; it appears after the first steps, ask again in a moment")

@@ -37,7 +37,7 @@ from .broker_worker import execute  # noqa: F401  (the RQ task is enqueued under
 from .config import ServiceConfig
 from .notify import notify
 from .runner import decode_image
-from .store import Job, JobStore, job_dir
+from .store import Job, JobStore, discard_outputs, job_dir
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,10 @@ class RedisBroker:
             self.store.heartbeat(job.id, worker, **changes)
         if seq is not None and (seen is None or seen[0] != attempt or seen[4] != seq):
             preview = self.redis.hget(key("state", attempt), "preview")
-            if preview:
+            if preview and self._active(job.id):
                 self._write(job.id, "preview.png", preview, what="preview")
+                if not self._active(job.id):  # cancelled while it was written: nothing of it is kept
+                    discard_outputs(self.config.data_dir, job.id, partial=False)
         self._seen[job.id] = (attempt, progress, eta, message, seq)
 
     def _finished(self, job: Job, attempt: str, status: str) -> None:
@@ -386,6 +388,10 @@ class RedisBroker:
             RQJob.fetch(attempt, connection=self.redis, serializer=serializer()).delete()
         except NoSuchJobError:
             pass
+
+    def _active(self, job_id: str) -> bool:
+        current = self.store.get(job_id)
+        return current is not None and current.status in ("queued", "running")
 
     def _write(self, job_id: str, name: str, data: bytes, *, what: str) -> None:
         """Check that ``data`` is a PNG a worker made, then write it atomically into the job's folder."""

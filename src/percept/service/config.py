@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import PerceptError
 from ..params import defaults, device_setting, from_settings, setting
@@ -27,8 +29,17 @@ ENVIRONMENT = {"smtp_url": "PERCEPT_SMTP_URL", "mail_from": "PERCEPT_MAIL_FROM",
 #: Packages of the ``service`` extra (``pip install 'percept-cnn[service]'``), by import name.
 SERVICE_PACKAGES = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "limits", "pydantic",
                     "filelock", "rq", "redis"}
+#: Bind addresses that mean "every interface": never a name a client uses.
+WILDCARDS = ("0.0.0.0", "::", "[::]", "")
+#: A DNS name: labels of letters, digits, hyphens (and underscores, which some internal names have).
+HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
 #: The limits that a public service (``public=True``) caps at their defaults.
 LIMITS = ("max_upload_mb", "max_pixels", "max_size", "queue_cap", "rate_limit")
+
+
+class InvalidField(PerceptError):
+    """A submitted field whose value the service refuses (the web layer answers 422): a malformed email address
+    or webhook URL, or an image too elongated for the network."""
 
 
 @contextmanager
@@ -63,6 +74,21 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/percept/service`` (``~/.local/share/percept/service`` when unset)."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "percept" / "service"
+
+
+def _host_name(name: str) -> str:
+    """``name`` as :attr:`ServiceConfig.host_names` holds it (lower case, no brackets, no final dot); a one-line
+    error for anything that is not a host name or an IP address."""
+    host = name.strip().lower().rstrip(".")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not HOST_NAME.fullmatch(host) or len(host) > 253:
+        raise PerceptError(f"allowed host {name.strip()!r} is not a host name or IP address; give names like "
+                           "art.example.org, without scheme, port or path")
+    return host
 
 
 def is_loopback(host: str) -> bool:
@@ -123,8 +149,13 @@ class ServiceConfig:
     iterations: int = _iterations("by size")
     public: bool = setting(False, "allow a --host reachable from other machines; caps the limits below at their "
                            "defaults and refuses webhooks to private addresses")
-    public_url: str | None = setting(None, "base URL for links in notifications", metavar="URL",
+    public_url: str | None = setting(None, "base URL for links in notifications and redirects; its host is "
+                                     "allowed in the Host header", metavar="URL",
                                      shown="$PERCEPT_PUBLIC_URL, else http://HOST:PORT")
+    allowed_hosts: list[str] = setting([], "more names this server answers to, comma-separated, beside localhost, "
+                                       "127.0.0.1, [::1], --host and the --public-url host; a request for any "
+                                       "other Host is refused (400), which stops DNS rebinding",
+                                       metavar="NAME,...", shown="none")
     max_upload_mb: float = setting(20.0, "largest uploaded image, MiB", metavar="MIB", group="limits")
     max_pixels: int = setting(40_000_000, "most pixels of an uploaded image, checked before decoding",
                               metavar="N", group="limits")
@@ -162,6 +193,14 @@ class ServiceConfig:
             if self.workers != 1:
                 raise PerceptError("--workers sets embedded worker threads, which a service with a broker does not "
                                    "run; start `percept worker` processes instead, or drop --broker")
+        if isinstance(self.allowed_hosts, str):  # from Python: serve(allowed_hosts="a.example,b.example")
+            self.allowed_hosts = self.allowed_hosts.split(",")
+        self.allowed_hosts = [_host_name(name) for name in self.allowed_hosts if name.strip()]
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise PerceptError(f"public URL {self.public_url!r} must be http:// or https:// with a host, like "
+                                   "https://art.example.org")
         if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise PerceptError(f"SMTP URL must start with smtp:// or smtps://, got {self.smtp_url.split(':')[0]}://...")
 
@@ -186,6 +225,17 @@ class ServiceConfig:
     def exposed(self) -> bool:
         """Whether :attr:`host` is reachable from other machines (anything but loopback)."""
         return not is_loopback(self.host)
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The names a request's ``Host`` header may carry (any port): loopback, :attr:`host` unless it is a
+        wildcard address, the host of :attr:`public_url` and :attr:`allowed_hosts`; lower case, IPv6 unbracketed."""
+        names = {"localhost", "127.0.0.1", "::1", *self.allowed_hosts}
+        if self.host not in WILDCARDS:
+            names.add(_host_name(self.host))
+        if self.public_url:
+            names.add(_host_name(urlsplit(self.public_url).hostname or ""))
+        return frozenset(names)
 
     @property
     def max_upload_bytes(self) -> int:

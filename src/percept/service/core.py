@@ -8,6 +8,7 @@ the id pattern are simply unknown).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import secrets
@@ -21,9 +22,10 @@ from PIL import Image, ImageOps
 from ..errors import PerceptError
 from ..image import atomic_write
 from .config import ServiceConfig
-from .notify import check_webhook_url
-from .store import Job, JobStore, QueueFull, job_dir, new_job_id, valid_job_id
-from .styles import Style, get_style, list_styles
+from .geometry import check_geometry
+from .notify import check_contact_email, check_webhook_url
+from .store import Job, JobStore, QueueFull, discard_outputs, job_dir, new_job_id, valid_job_id
+from .styles import Style, get_style, list_styles, load_style_image
 from .workers import EmbeddedWorkers
 
 __all__ = ["METHODS", "QueueFull", "Service"]
@@ -151,6 +153,8 @@ class Service:
         job = self.job(job_id)
         if job is None:
             return None
+        if job.status == "cancelled":
+            return None  # nothing of a cancelled job is shown (its files are gone)
         folder = job_dir(self.config.data_dir, job_id)
         for path in ([folder / "result.png"] if job.status == "done" else []) + [folder / "preview.png"]:
             if path.is_file():
@@ -205,13 +209,19 @@ class Service:
         email, webhook = _check_contacts(email, webhook, allow_private=self.config.allow_private_webhooks)
         if store.active_count() >= self.config.queue_cap:  # cheap early answer; create() checks atomically
             raise QueueFull(f"the queue is full ({self.config.queue_cap} jobs); try again later")
+        photo_image = _prepare_image(photo, longest=size, what="photo")
+        style_prepared = (_prepare_image(style_image, longest=size, what="style image") if style_image is not None
+                          else None)
+        # the check the worker makes before painting, on the images exactly as it will load them
+        check_geometry(params, photo_image.size,
+                       style_prepared.size if style_prepared is not None else _gallery_style_size(params["style"]))
         job = Job(id=new_job_id(), params=params, client=client, email=email, webhook=webhook, message="queued")
         folder = job_dir(self.config.data_dir, job.id)
         folder.mkdir(parents=True)
         try:
-            _store_image(photo, folder / "photo.png", longest=size, what="photo")
-            if style_image is not None:
-                _store_image(style_image, folder / "style.png", longest=size, what="style image")
+            _write_png(photo_image, folder / "photo.png")
+            if style_prepared is not None:
+                _write_png(style_prepared, folder / "style.png")
             job = store.create(job, cap=self.config.queue_cap)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -226,6 +236,10 @@ class Service:
         if not valid_job_id(job_id) or self._store.get(job_id) is None:
             return None
         job = self._store.cancel(job_id)
+        if job is not None and job.status == "cancelled":
+            # the preview (and an instant job's result) go now; a running worker may still be writing a file: it
+            # removes its own leftovers when it notices the cancellation
+            discard_outputs(self.config.data_dir, job_id, partial=False)
         if self._broker is not None and job is not None and job.status == "cancelled":
             try:
                 self._broker.cancel(job_id)  # a running attempt stops within a second
@@ -264,29 +278,38 @@ class Service:
 
 
 
-def _store_image(data: bytes, path: Path, *, longest: int, what: str) -> None:
-    """Decode, turn upright (EXIF orientation), drop metadata (GPS and all), shrink to ``longest`` px (the
-    job's output size: nothing larger is ever used) and write as PNG."""
+def _prepare_image(data: bytes, *, longest: int, what: str) -> Image.Image:
+    """Decode, turn upright (EXIF orientation), drop metadata (GPS and all) and shrink to ``longest`` px (the
+    job's output size: nothing larger is ever used): the image as the worker will load it."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (longest, longest))  # JPEG: decode at a reduced scale when that is enough
             rgb = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise PerceptError(f"the {what} is not a readable image ({exc})") from None
-    rgb.thumbnail((longest, longest), Image.LANCZOS)
+        rgb.thumbnail((longest, longest), Image.LANCZOS)
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes Pillow raise (EXIF included)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PerceptError(f"the {what} is not a readable image ({reason}); export it again as PNG or JPEG") from None
+    return rgb
+
+
+def _write_png(image: Image.Image, path: Path) -> None:
     # compress_level 1: fast; submission latency matters more than bytes
-    atomic_write(path, lambda tmp: rgb.save(tmp, format="PNG", compress_level=1))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
+
+
+@functools.lru_cache(maxsize=None)
+def _gallery_style_size(style_id: str) -> tuple[int, int]:
+    """``(w, h)`` of a predefined style as the worker loads it."""
+    return load_style_image(style_id).size
 
 
 def _check_contacts(email: str | None, webhook: str | None, *, allow_private: bool) -> tuple[str | None, str | None]:
-    """Empty strings as None; an email address must be one plain ``name@host`` (no header injection)."""
-    email = (email or "").strip() or None
-    webhook = (webhook or "").strip() or None
-    if email is not None and (len(email) > 254 or email.count("@") != 1 or any(c in email for c in " \r\n\t,;<>\"")
-                              or not all(email.split("@"))):
-        raise PerceptError("that email address does not look like name@example.org")
+    """Empty strings as None; an email address must be one plain ``name@host`` (no header injection), a webhook an
+    http(s) URL with a host, both printable ASCII without spaces or control characters."""
+    email = (email or "").strip(" ") or None  # spaces around a pasted address; a CR, LF or tab is refused
+    webhook = (webhook or "").strip(" ") or None
+    if email is not None:
+        check_contact_email(email)
     if webhook is not None:
-        if len(webhook) > 2000:
-            raise PerceptError("webhook URL is too long (2000 characters at most)")
         check_webhook_url(webhook, allow_private=allow_private)
     return email, webhook

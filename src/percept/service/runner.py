@@ -31,7 +31,8 @@ from ..image import (
     to_pil,
     to_tensor,
 )
-from .store import Job, JobStore, job_dir
+from .geometry import check_geometry
+from .store import Job, JobStore, discard_outputs, job_dir
 from .styles import load_style_image
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def paint(
     )
 
     p = params
+    check_geometry(p, photo.size, style.size)  # the submission's check: a job that passed it never fails here
     preserve = "luminance" if p["preserve_color"] else "none"
     report(Progress(None, "loading the network"))
     if stop_check():
@@ -224,11 +226,11 @@ def run_job(
         image, record = paint(photo, style, p, device=device, iterations=iterations, report=report,
                               stop_check=stop_check)
         if not store.heartbeat(job.id, worker_id, progress=0.99, message="saving"):  # cancelled meanwhile
-            return _status(store, job.id)
+            return _finished(store, data_dir, job.id)
         save_image(image, result, result_metadata(job.id, p, record))
         if not store.finish(job.id, worker_id, "done", progress=1.0,
                             message=f"done in {time.monotonic() - started:.0f} s"):
-            log.info("job %s finished after it was cancelled or taken over; result kept, status unchanged", job.id)
+            log.info("job %s finished after it was cancelled or taken over; status unchanged", job.id)
     except Stop:
         if stop_check() and store.release(job.id, worker_id, "requeued: the worker stopped"):
             return "queued"
@@ -237,12 +239,21 @@ def run_job(
     except Exception as exc:  # a bug or a broken installation: the job fails, the worker lives on
         log.exception("job %s failed", job.id)
         store.finish(job.id, worker_id, "failed", error=internal_error(exc), message="failed")
-    return _status(store, job.id)
+    return _finished(store, data_dir, job.id)
 
 
 def internal_error(exc: BaseException) -> str:
     """One line for an unexpected exception."""
     return f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _finished(store: JobStore, data_dir: Path, job_id: str) -> str:
+    """The job's status once this worker is done with it; a cancelled job's preview, result and partial files
+    (which this worker may have written after the cancellation removed them) are deleted."""
+    status = _status(store, job_id)
+    if status == "cancelled":
+        discard_outputs(data_dir, job_id)
+    return status
 
 
 def _status(store: JobStore, job_id: str) -> str:

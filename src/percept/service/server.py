@@ -44,6 +44,9 @@ def serve(**settings: Any) -> None:
         print(f"percept: warning: serving on {config.host}, reachable from other machines: limits capped at their "
               "defaults, webhooks to private addresses refused, listing every job off. Put it behind an HTTPS "
               "proxy; anyone with a job's link can see that job.", file=sys.stderr)
+        if config.host_names == ServiceConfig(host="127.0.0.1").host_names:
+            print("percept: warning: requests are answered only for localhost, 127.0.0.1 and [::1]; give the name "
+                  "people use with --public-url or --allowed-hosts", file=sys.stderr)
     service = Service(config)
     service.start()
     try:

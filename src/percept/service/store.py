@@ -73,6 +73,21 @@ def job_dir(data_dir: Path, job_id: str) -> Path:
     return Path(data_dir) / "jobs" / job_id
 
 
+#: What a job's painting leaves in its folder (besides the inputs): the current image and the result.
+OUTPUTS = ("preview.png", "result.png")
+
+
+def discard_outputs(data_dir: Path, job_id: str, *, partial: bool = True) -> None:
+    """Delete the preview and the result of a cancelled job, and with ``partial`` its unfinished temporary files
+    too (only once no worker writes into the folder any more); the inputs stay."""
+    folder = job_dir(data_dir, job_id)
+    for name in OUTPUTS:
+        (folder / name).unlink(missing_ok=True)
+    if partial and folder.is_dir():
+        for path in folder.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
 @dataclass
 class Job:
     """One request to paint a photo; ``id`` is its only handle."""
