@@ -120,6 +120,15 @@ def train_model(style: Path, steps: int, folder: Path) -> Path:
     return Path(record["model"])
 
 
+def describe_network(model: Path) -> dict | str:
+    """How a style network file was trained (steps, crop size, batch, photos), from the settings it carries."""
+    training = torch.load(model, map_location="cpu", weights_only=False).get("training", {})
+    if "steps" not in training:
+        return str(model.name)
+    return {"steps": training["steps"], "size": training["size"], "batch_size": training["batch_size"],
+            "photos": training.get("content_images")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", nargs="+", default=["bigbuckbunny.mp4", "carphone_pristine.mp4"])
@@ -132,6 +141,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="a trained style network (default: train one)")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "video_cpu.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the runs of --out that this one does not repeat (same clip, size and method)")
     args = parser.parse_args()
 
     meter, runs = StyleMeter(args.style), []
@@ -158,7 +169,8 @@ def main() -> None:
                     steady, record = temporal(method, video, args.style, model, size, duration, args.iterations,
                                               folder)
                     steady_seconds = time.perf_counter() - started
-                    row = {"clip": name, "size": size, "size_px": list(inputs[0].shape[1::-1]), "method": method,
+                    row = {"clip": name, "iterations": args.iterations if method == "optimize" else None,
+                           "load_average_1min": round(os.getloadavg()[0], 2), "size": size, "size_px": list(inputs[0].shape[1::-1]), "method": method,
                            "frames": len(inputs), "input_temporal_error": flicker(inputs, flows),
                            "naive": {"frames_per_s": round(len(plain) / naive_seconds, 3),
                                      "temporal_error": flicker(plain, flows), "style_loss": meter(plain)},
@@ -168,11 +180,18 @@ def main() -> None:
                     runs.append(row)
                     print(f"{name} {size}px {method}: naive {row['naive']}, temporal "
                           f"{ {k: v for k, v in row['temporal'].items() if k != 'params'} }", flush=True)
+    network = describe_network(args.model) if args.model else \
+        f"trained here: {args.train_steps} steps at 128 px on examples/content"
+    if args.merge and args.out.is_file():
+        key = lambda r: (r["clip"], r["size"], r["method"])  # noqa: E731
+        new, old = {key(r) for r in runs}, json.loads(args.out.read_text())
+        runs = [r for r in old["runs"] if key(r) not in new] + runs
+        if "network" not in args.methods:
+            network = old.get("network", network)
     report = {
         "benchmark": "video style transfer: naive per-frame vs temporal (stylize_video)",
         "style": str(args.style.relative_to(REPO)) if args.style.is_relative_to(REPO) else str(args.style),
-        "iterations": args.iterations, "network": str(args.model) if args.model else
-        f"trained here: {args.train_steps} steps at 128 px on examples/content",
+        "network": network,
         "runs": runs,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch_version": torch.__version__, "python": platform.python_version(),

@@ -42,6 +42,9 @@ SMALL: dict[tuple[str, ...], dict[str, str]] = {
     ("stylize", "adain"): {"--size": "64"},                         # one forward pass
     ("stylize", "model"): {},                                       # one forward pass of a trained network
     ("texture",): {"--size": "64", "--iterations": "2"},
+    ("stylize-video",): {"--size": "64", "--duration": "0.1", "--iterations": "2"},   # optimisation
+    ("stylize-video", "adain"): {"--size": "64", "--duration": "0.1"},
+    ("stylize-video", "model"): {"--size": "64", "--duration": "0.1"},
     ("train-style",): {"--size": "64", "--steps": "2"},             # --max-minutes stays: 2 steps end first
     ("train", "finetune"): {"--head-epochs": "1", "--epochs": "1"},
     ("lr-find",): {"--steps": "5"},                                 # its minimum
@@ -138,6 +141,11 @@ def variant(argv: list[str]) -> tuple[str, ...]:
         return ("stylize", "model")
     if command == "stylize" and "--method" in argv and argv[argv.index("--method") + 1] == "adain":
         return ("stylize", "adain")
+    if command == "stylize-video":
+        if "--model" in argv:
+            return ("stylize-video", "model")
+        return ("stylize-video", "adain") if "--method" in argv and argv[argv.index("--method") + 1] == "adain" \
+            else ("stylize-video",)
     if command == "train" and "--strategy" in argv and argv[argv.index("--strategy") + 1] == "finetune":
         return ("train", "finetune")
     return (command,)

@@ -9,11 +9,9 @@ import json
 import os
 import secrets
 import stat
-import struct
 import sys
 import time
 import warnings
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,23 +33,10 @@ from percept.service.config import ServiceConfig  # noqa: E402
 from percept.service.core import Service  # noqa: E402
 from percept.service.safety import Rejected, check_image, load_secret  # noqa: E402
 from percept.service.store import JOB_ID  # noqa: E402
+from service_images import image_bytes, png_header_only  # noqa: E402
 
 API = "/api/v1"
 KIB = 1024
-
-
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (48, 40), color: str = "tomato") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, format=fmt)
-    return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def client_for(data_dir: Path, *, address: str = "127.0.0.1", **settings) -> TestClient:

@@ -14,10 +14,8 @@ import random
 import secrets
 import socket
 import sqlite3
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -29,6 +27,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 from PIL import Image  # noqa: E402
+from service_images import image_bytes, png_header_only  # noqa: E402
 
 API = "/api/v1"
 PUBLIC_URL = "http://public.test:9999"  # the server's configured public URL (a name nothing resolves)
@@ -83,23 +82,9 @@ def no_traceback(server: Server) -> None:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def image_bytes(size: tuple[int, int] = (96, 72), fmt: str = "PNG", color: str = "tomato") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, format=fmt)
-    return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def post_job(server: Server, photo: bytes | None = None, *, style_image: bytes | None = None,
              headers: dict[str, str] | None = None, **fields) -> httpx.Response:
-    files = {"photo": ("photo.png", image_bytes() if photo is None else photo, "image/png")}
+    files = {"photo": ("photo.png", image_bytes(size=(96, 72)) if photo is None else photo, "image/png")}
     if style_image is not None:
         files["style_image"] = ("style.png", style_image, "image/png")
     data = {"method": "instant", "size": "64", **({} if style_image is not None else {"style_id": "starry-night"}),
@@ -206,9 +191,9 @@ def test_dns_rebinding_is_refused_before_routing(server):
 @pytest.mark.parametrize("size", [(1600, 100), (1600, 50), (40000, 1), (1, 40000), (1600, 200)])
 def test_too_elongated_photos_are_422_at_submission(server, size):
     for method in ("instant", "quality"):
-        response = post_job(server, image_bytes(size), method=method, size=64)
+        response = post_job(server, image_bytes(size=size), method=method, size=64)
         one_line_error(response, 422, "photo:", "at least 16 px", "4:1")
-    style = post_job(server, style_image=image_bytes(size), size=64)
+    style = post_job(server, style_image=image_bytes(size=size), size=64)
     one_line_error(style, 422, "style image:", "at least 16 px")
     no_traceback(server)
 
@@ -228,7 +213,7 @@ def test_the_worker_makes_the_same_check_before_painting():
 
 
 def test_the_widest_accepted_photo_is_painted(server):
-    jobs = [post_job(server, image_bytes(size), method=method, size=64)
+    jobs = [post_job(server, image_bytes(size=size), method=method, size=64)
             for size, method in (((1600, 400), "instant"), ((16, 64), "instant"), ((64, 16), "quality"))]
     assert [job.status_code for job in jobs] == [202] * len(jobs), [job.text for job in jobs]
     for job in jobs:
@@ -362,7 +347,7 @@ def test_head_is_answered_wherever_get_is(server):
 
 
 def test_a_cancelled_jobs_preview_and_partial_files_are_gone(server):
-    job = post_job(server, image_bytes((256, 192)), method="quality", size=192).json()
+    job = post_job(server, image_bytes(size=(256, 192)), method="quality", size=192).json()
     url = f"{API}/jobs/{job['id']}"
     wait_for(server, job["id"], lambda j: j["status"] == "running" and j["progress"] > 0, timeout=120)
     deadline = time.monotonic() + 60
@@ -403,7 +388,7 @@ def test_attacks_that_were_refused_stay_refused(server):
         one_line_error(post_job(server, style_image=bomb), 413, "style_image:")
 
     # a Content-Length far beyond the cap: 413 before a byte of the body is read
-    body, content_type = multipart({"style_id": "starry-night"}, {"photo": image_bytes()})
+    body, content_type = multipart({"style_id": "starry-night"}, {"photo": image_bytes(size=(96, 72))})
     head = (f"POST {API}/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
             "Content-Length: 10000000000\r\nConnection: close\r\n\r\n").encode()
     assert status_of(raw_request(port, head + body)) == 413

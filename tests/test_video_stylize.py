@@ -24,7 +24,7 @@ from percept.cli import main  # noqa: E402
 from percept.errors import InterruptedRun, PerceptError  # noqa: E402
 from percept.image import load_image  # noqa: E402
 from percept.style import video_stylize  # noqa: E402
-from percept.style.temporal import FrameOptimizer, TemporalObjective, long_term_masks  # noqa: E402
+from percept.style.temporal import FrameOptimizer, TemporalObjective, blend, long_term_masks, restore_detail  # noqa: E402
 from percept.video import compute_flow, consistency_mask, probe, read_frames, temporal_error, write_video  # noqa: E402
 
 
@@ -167,6 +167,20 @@ def test_temporal_blending_reduces_flicker_against_frames_stylised_alone(tmp_pat
     assert np.array_equal(frames_of(tmp_path / "naive.mp4")[0], frames_of(tmp_path / "steady.mp4")[0])
 
 
+def test_blending_keeps_the_stylised_frames_stroke_contrast():
+    torch.manual_seed(0)
+    strokes = torch.rand(1, 3, 64, 64)
+    other = torch.rand(1, 3, 64, 64)  # strokes that do not line up with these
+    mask = torch.ones(1, 1, 64, 64)
+    plain = strokes + 0.5 * mask * (other - strokes)  # the mix without restoring contrast
+    mixed = blend(strokes, other, mask, 0.5)
+    assert plain.std() < 0.8 * strokes.std()  # a plain mix washes out
+    assert mixed.std() == pytest.approx(float(strokes.std()), rel=0.15)
+    assert (mixed - other).abs().mean() < (strokes - other).abs().mean()  # and still follows the previous frame
+    assert torch.allclose(restore_detail(strokes, strokes), strokes, atol=1e-5)  # nothing to restore: unchanged
+    assert torch.equal(blend(strokes, other, mask, 0.0), strokes)
+
+
 def test_a_scene_cut_starts_afresh(tmp_path, cut, wave_path):
     naive = percept.stylize_video(cut, wave_path, tmp_path / "naive.mp4", method="adain", temporal_blend=0.0,
                                   keep_frames=True)
@@ -176,6 +190,21 @@ def test_a_scene_cut_starts_afresh(tmp_path, cut, wave_path):
     plain, blended = frames_of(tmp_path / "naive.mp4"), frames_of(tmp_path / "steady.mp4")
     assert np.array_equal(plain[3], blended[3])  # the frame after the cut is its own stylisation
     assert not np.array_equal(plain[1], blended[1]) and not np.array_equal(plain[4], blended[4])
+
+
+@pytest.mark.parametrize("method, settings", [("adain", {}), ("optimize", {"iterations": 3, "device": "cpu"})])
+def test_a_real_cut_in_bikes_leaves_no_ghost_of_the_shot_before(tmp_path, wave_path, method, settings):
+    # bikes.mp4 cuts to a new shot at frame 30 (1.2 s at 25 fps): frames 27-32 hold three frames of each shot
+    bikes, fps = clip("bikes.mp4"), 25
+    across = percept.stylize_video(bikes, wave_path, tmp_path / "across.mp4", method=method, size=64,
+                                   start=27 / fps, duration=5.5 / fps, keep_frames=True, **settings)
+    assert across.frames == 6 and across.scene_cuts == [3]
+    # the second shot on its own: what frames 30-32 must be when nothing of the first shot is carried over
+    alone = percept.stylize_video(bikes, wave_path, tmp_path / "alone.mp4", method=method, size=64,
+                                  start=30 / fps, duration=2.5 / fps, keep_frames=True, **settings)
+    assert alone.frames == 3 and alone.scene_cuts == []
+    after_cut, own = frames_of(tmp_path / "across.mp4")[3:], frames_of(tmp_path / "alone.mp4")
+    assert all(np.array_equal(a, b) for a, b in zip(after_cut, own))
 
 
 def test_long_term_masks_count_an_earlier_frame_only_where_closer_ones_do_not():

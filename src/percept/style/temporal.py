@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..device import is_out_of_memory
@@ -63,9 +64,46 @@ class TemporalObjective:
         return total, {**parts, "temporal": temporal, "total": total}
 
 
+#: Gaussian widths (pixels, coarse first) at which :func:`blend` gives the mix back the stylised frame's contrast.
+DETAIL_SIGMAS = (8.0, 1.5)
+#: The most :func:`blend` amplifies the mix's deviation from its local mean.
+DETAIL_GAIN = 4.0
+
+
+def _local_mean(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of ``(N, C, H, W)``, separable (two 1-D passes), edges reflected."""
+    radius = int(2 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).repeat(image.shape[1], 1, 1, 1)  # (C, 1, 1, K)
+    channels = image.shape[1]
+    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="reflect"), kernel, groups=channels)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.transpose(2, 3), groups=channels)
+
+
+def restore_detail(mixed: torch.Tensor, reference: torch.Tensor, sigmas: Sequence[float] = DETAIL_SIGMAS,
+                   max_gain: float = DETAIL_GAIN) -> torch.Tensor:
+    """``mixed`` with the local contrast of ``reference`` at each scale of ``sigmas`` (coarse first).
+
+    Averaging two images whose brush strokes do not line up lowers the contrast of the strokes; here the deviation
+    of ``mixed`` from its local mean (Gaussian, width ``sigma``) is scaled up by ``reference``'s local standard
+    deviation over its own, between 1 and ``max_gain``, so the strokes keep their strength (never reduced, never
+    pushed beyond the reference's). Shapes ``(N, 3, H, W)``.
+    """
+    for sigma in sigmas:
+        mean, ref_mean = _local_mean(mixed, sigma), _local_mean(reference, sigma)
+        var = _local_mean((mixed - mean) ** 2, sigma).mean(1, keepdim=True)
+        ref_var = _local_mean((reference - ref_mean) ** 2, sigma).mean(1, keepdim=True)
+        gain = ((ref_var + 1e-6) / (var + 1e-6)).sqrt().clamp(1.0, max_gain)
+        mixed = mean + gain * (mixed - mean)
+    return mixed.clamp(0, 1)
+
+
 def blend(stylised: torch.Tensor, moved_previous: torch.Tensor, mask: torch.Tensor, amount: float) -> torch.Tensor:
-    """``m * (b * prev + (1 - b) * x) + (1 - m) * x``: the moved previous output mixed in where reliable."""
-    return stylised + amount * mask * (moved_previous - stylised)
+    """``m * (b * prev + (1 - b) * x) + (1 - m) * x``, the moved previous output mixed in where reliable, with the
+    contrast of ``stylised`` restored (:func:`restore_detail`: a plain mix blurs strokes that do not line up)."""
+    mixed = stylised + amount * mask * (moved_previous - stylised)
+    return restore_detail(mixed, stylised) if amount > 0 else mixed
 
 
 def multipass_start(previous_pass: torch.Tensor, moved_neighbour: torch.Tensor, mask: torch.Tensor,

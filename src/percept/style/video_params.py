@@ -62,9 +62,9 @@ class VideoParams:
     passes: int = setting(1, "optimize: passes over the clip, alternating backward and forward in time; each pass after the "
                           "first starts every frame from a blend of its last result and its neighbour in that "
                           "direction moved along the flow, and pulls it towards that neighbour (steadier, slower)")
-    temporal_blend: float = setting(0.6, "adain and network: how much of the previous output, moved along the optical flow, is mixed "
-                                    "into each frame where the flow is reliable (0 = frames stylised on their own; "
-                                    "below 1)")
+    temporal_blend: float = setting(0.85, "adain and network: how much of the previous output, moved along the optical flow, is mixed "
+                                    "into each frame where the flow is reliable, keeping the frame's own stroke contrast (0 = frames "
+                                    "stylised on their own; below 1)")
     flow: str = setting("dis", "optical flow method: dis (fast, accurate) or farneback", choices=FLOW_METHODS)
     scene_cut: float = setting(0.32, "a frame starts a new shot when less than this share of its pixels reliably "
                                "continues the previous frame; a new shot starts afresh (no temporal term)")

@@ -16,7 +16,9 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -217,6 +219,26 @@ def stylize_video(video: str | os.PathLike, styles: ImageInput | Sequence[ImageI
     return VideoResult(output, record, frames, (width // 2 * 2, height // 2 * 2), info.fps, resumed, cuts, seconds)
 
 
+def _enumerate(frames: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray, None]]:
+    for t, frame in enumerate(frames):
+        yield t, frame, None
+
+
+def _styled_ahead(frames: Iterable[np.ndarray], engine: Callable[[np.ndarray], torch.Tensor],
+                  needed: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray, torch.Tensor | None]]:
+    """``(t, frame, engine(frame))`` (``None`` where not ``needed(t)``), each stylised one frame ahead in a
+    worker thread: the network paints frame ``t + 1`` while frame ``t`` gets its flow, blend and file."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        queue: deque = deque()
+        for t, frame in enumerate(frames):
+            queue.append((t, frame, pool.submit(engine, frame) if needed(t) else None))
+            if len(queue) > 1:
+                t0, frame0, job = queue.popleft()
+                yield t0, frame0, None if job is None else job.result()
+        for t0, frame0, job in queue:
+            yield t0, frame0, None if job is None else job.result()
+
+
 def _saver(work: _WorkFolder, bar) -> Callable[[int, int, np.ndarray], None]:
     """Save frame ``t`` of pass ``run``, then drop its result of the pass before (no longer needed)."""
     def save(run: int, t: int, frame: np.ndarray) -> None:
@@ -254,8 +276,9 @@ def _stylise(video, params: VideoParams, image_params, styles: list[Image.Image]
     reach = max(params.long_term) if optimize else 1
     torch.manual_seed(getattr(image_params, "seed", 0))
     try:
-        for t, frame in enumerate(read_frames(video, start=params.start, duration=params.duration,
-                                              size=params.size)):
+        frames = read_frames(video, start=params.start, duration=params.duration, size=params.size)
+        needed = (lambda t: current == 1 and not work.frame(1, t).is_file())  # noqa: E731
+        for t, frame, ahead in (_enumerate(frames) if optimize else _styled_ahead(frames, engine, needed)):
             count, forward, backward, mask = t + 1, None, None, None
             if t > 0 and cache is not None:
                 forward, backward = cache.flows(offset + t, previous, frame)
@@ -273,7 +296,7 @@ def _stylise(video, params: VideoParams, image_params, styles: list[Image.Image]
                     styled = first_pass_frame(engine, frame, t - shot, recent, backward, mask, params.long_term,
                                               later, params.flow, image_params.seed + t)
                 else:
-                    styled = engine(frame)
+                    styled = ahead
                     if t > shot and params.temporal_blend > 0:
                         moved, _ = warp_tensor(from_uint8(recent[-1][2]), torch.from_numpy(backward))
                         styled = blend(styled, moved, torch.from_numpy(mask)[None, None], params.temporal_blend)
