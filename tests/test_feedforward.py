@@ -62,6 +62,20 @@ def test_layer_shapes_follow_johnson_table_1():
     assert y.shape == (1, 3, 256, 256) and 0 <= y.min() and y.max() <= 1
 
 
+def test_single_image_norm_equals_the_batched_formula():
+    """One image takes the fused instance norm; it must equal the general (batched) computation."""
+    from percept.style.transformer import conditional_instance_norm
+
+    torch.manual_seed(0)
+    x, gamma, beta = torch.randn(1, 6, 9, 7), torch.randn(3, 6), torch.randn(3, 6)
+    style = torch.tensor([[0.2, 0.5, 0.3]])
+    fused = conditional_instance_norm(x, gamma, beta, style)
+    batched = conditional_instance_norm(torch.cat([x, x]), gamma, beta, torch.cat([style, style]))
+    mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, correction=0)
+    expected = (x - mean) / (var + 1e-5).sqrt() * (style @ gamma)[:, :, None, None] + (style @ beta)[:, :, None, None]
+    assert torch.allclose(fused, expected, atol=1e-5) and torch.allclose(batched[:1], expected, atol=1e-5)
+
+
 def test_any_size_is_padded_and_cropped_back():
     net = TransformNet().eval()
     with torch.no_grad():

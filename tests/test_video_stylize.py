@@ -178,6 +178,12 @@ def test_blending_keeps_the_stylised_frames_stroke_contrast():
     assert mixed.std() == pytest.approx(float(strokes.std()), rel=0.15)
     assert (mixed - other).abs().mean() < (strokes - other).abs().mean()  # and still follows the previous frame
     assert torch.allclose(restore_detail(strokes, strokes), strokes, atol=1e-5)  # nothing to restore: unchanged
+    # the OpenCV blur used on the CPU equals the separable torch convolution (used on other devices, with grad)
+    from percept.style.temporal import _local_mean
+
+    grad = strokes.clone().requires_grad_(True)
+    for sigma in (8.0, 1.5):
+        assert torch.allclose(_local_mean(strokes, sigma), _local_mean(grad, sigma).detach(), atol=1e-5)
     assert torch.equal(blend(strokes, other, mask, 0.0), strokes)
 
 

@@ -71,8 +71,16 @@ DETAIL_GAIN = 4.0
 
 
 def _local_mean(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ``(N, C, H, W)``, separable (two 1-D passes), edges reflected."""
+    """Gaussian blur of ``(N, C, H, W)``, separable (two 1-D passes), edges reflected (OpenCV's on the CPU)."""
     radius = int(2 * sigma)
+    if image.device.type == "cpu" and image.dtype == torch.float32 and not image.requires_grad \
+            and min(image.shape[-2:]) > radius:
+        import cv2
+
+        planes = image.reshape(-1, *image.shape[-2:]).numpy()
+        blurred = [cv2.GaussianBlur(plane, (2 * radius + 1, 2 * radius + 1), sigma, sigmaY=sigma,
+                                    borderType=cv2.BORDER_REFLECT_101) for plane in planes]
+        return torch.from_numpy(np.stack(blurred)).reshape(image.shape)
     x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     kernel = (kernel / kernel.sum()).repeat(image.shape[1], 1, 1, 1)  # (C, 1, 1, K)
