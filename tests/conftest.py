@@ -160,3 +160,32 @@ def percept_serve():
     yield servers
     for server in servers.started:
         servers.stop(server)
+
+
+@pytest.fixture()
+def webhook_server():
+    """A local HTTP server taking webhook POSTs: ``(base URL, handler class)``; ``Hook.received`` lists the calls
+    (``path``, JSON ``body``), ``Hook.status`` is the answer (204) except for paths under ``/fail`` (500)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Hook(BaseHTTPRequestHandler):
+        received: list[dict] = []
+        status = 204
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            type(self).received.append({"path": self.path, "body": json.loads(body)})
+            self.send_response(500 if self.path.startswith("/fail") else type(self).status)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", Hook
+    server.shutdown()
+    server.server_close()

@@ -14,11 +14,9 @@ import random
 import secrets
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -240,31 +238,9 @@ def test_bad_email_addresses_are_422(server, email):
     one_line_error(post_job(server, email=email), 422, "email")
 
 
-@pytest.fixture()
-def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
-    """A local HTTP server: ``/ok`` answers 204, anything else 500; the requests it got."""
-    received: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append({"path": self.path, "body": json.loads(body)})
-            self.send_response(204 if self.path == "/ok" else 500)
-            self.end_headers()
-
-        def log_message(self, *args):  # quiet
-            pass
-
-    hook = HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=hook.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{hook.server_address[1]}", received
-    hook.shutdown()
-    hook.server_close()
-
-
-def test_every_notification_outcome_is_in_the_jobs_log(server, webhook_receiver):
-    hook_url, received = webhook_receiver
+def test_every_notification_outcome_is_in_the_jobs_log(server, webhook_server):
+    hook_url, hook = webhook_server
+    received = hook.received
     sent = post_job(server, webhook=f"{hook_url}/ok", email="me@example.org").json()
     failing = post_job(server, webhook=f"{hook_url}/fail").json()
 

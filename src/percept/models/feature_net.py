@@ -129,7 +129,7 @@ def conv_specs(arch: str) -> list[ConvSpec]:
 
 
 @functools.lru_cache(maxsize=None)
-def _min_input_size(arch: str, last: int, padding_mode: str = "zeros") -> int:
+def smallest_input(arch: str, last: int, padding_mode: str = "zeros") -> int:
     """Smallest input side for which layers ``0..last`` of ``arch`` all produce >= 1 px (computed once).
 
     Reflection padding also needs every convolution's input to be larger than its padding."""
@@ -222,7 +222,7 @@ class FeatureNet(nn.Module):
     def min_input_size(self, layers: Sequence[str]) -> int:
         """Smallest input side (pixels) for which every layer up to the deepest of ``layers`` is >= 1 px."""
         last = max(self._order[name] for name in self.validate_layers(layers))
-        return _min_input_size(self.arch, last, self.padding_mode)
+        return smallest_input(self.arch, last, self.padding_mode)
 
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run up to the deepest layer in ``layers`` and return those activations by name."""
@@ -230,7 +230,7 @@ class FeatureNet(nn.Module):
         if not wanted:
             return {}
         last = max(self._order[name] for name in wanted)
-        need = _min_input_size(self.arch, last, self.padding_mode)
+        need = smallest_input(self.arch, last, self.padding_mode)
         if min(x.shape[-2:]) < need:
             raise PerceptError(
                 f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layer(s) {', '.join(sorted(wanted))} "

@@ -16,7 +16,7 @@ import functools
 from typing import Any
 
 from ..image import fit_size
-from ..models.feature_net import _min_input_size, layer_names
+from ..models.feature_net import layer_names, smallest_input
 from ..models.formats import ADAIN_ENCODER
 from ..style.adain import STRIDE
 from ..style.params import AdainParams, StyleParams
@@ -34,7 +34,7 @@ class TooSmall(InvalidField):
 @functools.lru_cache(maxsize=None)
 def _need(arch: str, layers: tuple[str, ...], padding_mode: str) -> int:
     names = layer_names(arch)
-    return _min_input_size(arch, max(names.index(name) for name in layers), padding_mode)
+    return smallest_input(arch, max(names.index(name) for name in layers), padding_mode)
 
 
 def min_side(method: str) -> int:
