@@ -66,6 +66,7 @@ LIBRARY_DEFAULTS = [
     ("percept.transfer.lr_find:find_learning_rate", "percept.transfer.finetune_params:LrFindParams"),
     ("percept.understand.invert:invert", "percept.understand.params:InvertParams"),
     ("percept.understand.dream:dream", "percept.understand.params:DreamParams"),
+    ("percept.sr.upscale:upscale", "percept.sr.params:UpscaleParams"),
 ]
 
 

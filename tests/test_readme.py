@@ -52,6 +52,8 @@ SMALL: dict[tuple[str, ...], dict[str, str]] = {
     ("explain", "invert"): {"--size": "64", "--steps": "2"},
     ("explain", "dream"): {"--size": "96", "--steps": "1", "--octaves": "2"},
     ("explain", "attack"): {"--steps": "2"},
+    ("train-sr",): {"--crop": "32", "--steps": "2"},
+    ("gaze-train",): {"--epochs": "1"},
 }
 #: Options replaced only where README gives them (they follow from the small sizes above).
 SMALL_IF_GIVEN = {"--save-every": "1", "--scales": "none"}

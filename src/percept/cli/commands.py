@@ -25,6 +25,13 @@ COMMANDS = {
     "serve": ("service", "run the artwork web service: upload a photo, choose a style, get the painting"),
     "worker": ("service", "run artwork-service jobs from a Redis broker (scale-out of percept serve)"),
     "models": ("models", "list networks, weights, their availability here, and layer names"),
+    "compare": ("metrics", "how similar images are to a reference: PSNR, SSIM, LPIPS, DISTS, feature distance"),
+    "upscale": ("sr", "upscale an image 4 or 8 times with a super-resolution network (SRResNet, SRGAN, your own)"),
+    "train-sr": ("sr", "train a super-resolution network with perceptual losses (Johnson et al.)"),
+    "evaluate-sr": ("sr", "compare super-resolution networks against bicubic: PSNR, SSIM, LPIPS"),
+    "gaze-train": ("gaze", "train a model of where people look on eye-tracking data (DeepGaze I and II)"),
+    "gaze": ("gaze", "predict where people look in images: a fixation-density heat map"),
+    "gaze-eval": ("gaze", "score a gaze model against fixations: LL, information gain, AUC, sAUC, NSS, CC"),
 }
 
 HELP = {name: text for name, (_module, text) in COMMANDS.items()}
@@ -35,5 +42,8 @@ COMMAND_GROUPS = (
     ("transfer learning", ("train", "evaluate", "predict", "lr-find", "augment-preview", "export")),
     ("understanding CNNs", ("explain",)),
     ("artwork service", ("serve", "worker")),
+    ("images and metrics", ("compare",)),
+    ("super-resolution", ("upscale", "train-sr", "evaluate-sr")),
+    ("where people look", ("gaze", "gaze-train", "gaze-eval")),
     ("tools", ("models", "info")),
 )

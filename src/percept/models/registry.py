@@ -35,6 +35,8 @@ from .names import (
     EFFICIENTNET_LITE,
     FEATURE_NETWORKS,
     KINDS,
+    METRIC_NETWORKS,
+    SR_NETWORKS,
     TORCHVISION_CLASSIFIERS,
     did_you_mean,
 )
@@ -42,7 +44,8 @@ from .weights import Weights, looks_like_path, resolve_weights
 
 #: How the kinds are named in messages.
 KIND_NOUNS = {"features": "network", "classifier": "classifier", "backbone": "backbone", "decoder": "decoder",
-              "style-net": "style network"}
+              "style-net": "style network", "metric": "metric", "upscaler": "upscaler",
+              "gaze": "gaze model"}
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,19 @@ def _builtin() -> list[ModelEntry]:
     entries.append(ModelEntry("transform_net", "style-net", "percept.style.transform_files:load_transform_net",
                               "a feed-forward style network", file="a model.pt written by percept train-style",
                               file_tags=("percept-transform-net",)))
+    metrics = {"lpips_alex": ("lpips_net:build_lpips", "LPIPS v0.1 on AlexNet: learned perceptual distance"),
+               "lpips_vgg": ("lpips_net:build_lpips", "LPIPS v0.1 on VGG-16: learned perceptual distance"),
+               "dists": ("dists_net:build_dists", "DISTS: structure and texture distance on VGG-16")}
+    entries += [ModelEntry(name, "metric", f"percept.metrics.{metrics[name][0]}", metrics[name][1],
+                           tuple(w for w in catalog.METRIC_WEIGHTS if w.arch == name)) for name in METRIC_NETWORKS]
+    entries += [ModelEntry(name, "upscaler", "percept.sr.reference:build_reference", catalog.SR_DESCRIPTIONS[name],
+                           tuple(w for w in catalog.SR_WEIGHTS if w.arch == name)) for name in SR_NETWORKS]
+    entries.append(ModelEntry("sr_net", "upscaler", "percept.sr.files:load_sr_net",
+                              "a super-resolution network trained by percept train-sr",
+                              file="an SR.pt written by percept train-sr", file_tags=("percept-sr-net",)))
+    entries.append(ModelEntry("gaze_model", "gaze", "percept.gaze.files:load_gaze_model",
+                              "where people look: a DeepGaze I or II fixation-density model",
+                              file="a GAZE.pt written by percept gaze-train", file_tags=("percept-gaze",)))
     return entries
 
 

@@ -27,6 +27,9 @@ HEADINGS = {
     "backbone": "transfer-learning backbones (percept train --backbone NAME)",
     "decoder": "decoders for AdaIN (percept stylize --method adain --decoder NAME|FILE)",
     "style-net": "style networks (percept stylize --model FILE.pt)",
+    "metric": "perceptual metrics (percept compare A B --metric lpips,dists --lpips-net alex|vgg)",
+    "upscaler": "super-resolution networks (percept upscale IN -o OUT --model NAME|SR.pt)",
+    "gaze": "where people look (percept gaze IMAGE -o MAP.png --model GAZE.pt)",
 }
 
 
@@ -128,6 +131,9 @@ def _file_text(path: Path, kind: str | None) -> str:
         classes = record.get("classes", [])
         return (f"{path}: a {record.get('strategy')} run of percept train on {record.get('backbone')}; "
                 f"{len(classes)} classes: {', '.join(classes)}\nuse it: percept explain ... --model {path}")
+    if entry.file:  # a model file of another capability (e.g. an upscaler): loading it checks it
+        entry.load_builder()(path, device="cpu")
+        return f"{path}: {entry.label}, {entry.description}"
     weights = entry.get_weights(path)
     return f"{path}: {entry.label}; {weights.availability()}"
 
@@ -177,6 +183,8 @@ def _file_json(path: Path, kind: str | None) -> dict[str, Any]:
         return load_transform_net(path).metadata
     if entry.name == "train_run":
         return json.loads((path / "run.json").read_text())
+    if entry.file:  # a model file of another capability: what it records
+        return dict(getattr(entry.load_builder()(path, device="cpu"), "metadata", {}))
     return _weights_json(entry.get_weights(path))
 
 
