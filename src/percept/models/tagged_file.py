@@ -10,21 +10,23 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import PerceptError
 
 
-def read_tagged_file(path: str | os.PathLike, fmt: str, *, version: int, noun: str, hint: str) -> dict[str, Any]:
+def read_tagged_file(path: str | os.PathLike, fmt: str, *, version: int, noun: str, hint: str,
+                     where: str | None = None) -> dict[str, Any]:
     """The dict stored in ``path`` when its ``format`` is ``fmt`` and its ``format_version`` at most ``version``.
 
     ``noun`` names the file in messages (``"gaze model"``), ``hint`` says what to give instead (``"give a GAZE.pt
-    written by percept gaze-train"``).
+    written by percept gaze-train"``); ``where`` replaces ``"{noun} 'PATH'"`` at the start of messages.
     """
     import torch
 
     path = Path(path)
-    where = f"{noun} {str(path)!r}"
+    where = where or f"{noun} {str(path)!r}"
     if not path.is_file():
         raise PerceptError(f"{where} not found" + (" (it is a folder)" if path.is_dir() else ""))
     with open(path, "rb") as fh:
@@ -50,3 +52,18 @@ def read_tagged_file(path: str | os.PathLike, fmt: str, *, version: int, noun: s
         raise PerceptError(f"{where} has format version {found!r}, newer than this percept reads ({version}); "
                            "upgrade percept")
     return raw
+
+
+def build_from_tagged(raw: dict[str, Any], where: str, build: Callable[[dict[str, Any]], Any]) -> Any:
+    """``build(raw["architecture"])`` with ``raw["state_dict"]`` loaded into it and ``metadata`` set to everything
+    else the file records; a missing field or weights that do not fit the recorded architecture are one line."""
+    try:
+        net = build(raw["architecture"])
+        net.load_state_dict(raw["state_dict"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
+    net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
+    return net

@@ -16,9 +16,8 @@ import torch
 
 from .. import __version__
 from ..device import resolve_device
-from ..errors import PerceptError
 from ..image import atomic_write
-from ..models.tagged_file import read_tagged_file
+from ..models.tagged_file import build_from_tagged, read_tagged_file
 from .network import SRNet
 
 FORMAT = "percept-sr-net"
@@ -45,16 +44,8 @@ def load_sr_net(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     raw = read_tagged_file(path, FORMAT, version=FORMAT_VERSION, noun="super-resolution network",
                            hint="give an SR.pt written by percept train-sr")
     where = f"super-resolution network {str(path)!r}"
-    try:
-        arch = raw["architecture"]
-        net = SRNet(int(arch["factor"]), int(arch["blocks"]), bicubic_skip=bool(arch["bicubic_skip"]))
-        net.load_state_dict(raw["state_dict"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
-    except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
-    net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
+    net = build_from_tagged(raw, where, lambda arch: SRNet(int(arch["factor"]), int(arch["blocks"]),
+                                                           bicubic_skip=bool(arch["bicubic_skip"])))
     net.path = path  # type: ignore[attr-defined]
     net.requires_grad_(False)
     return net.eval().to(resolve_device(device))

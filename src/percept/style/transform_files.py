@@ -10,7 +10,6 @@ losses), ``loss_network`` (architecture, weights id, layers), ``percept_version`
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
+from ..models.tagged_file import build_from_tagged, read_tagged_file
 from .transform_loss import FORMAT, FORMAT_VERSION
 from .transformer import TransformNet
 
@@ -50,40 +50,10 @@ def load_transform_net(path: str | os.PathLike, device: str | torch.device = "cp
     if path.is_dir() and (path / "model.pt").is_file():
         path = path / "model.pt"
     where = f"model file {str(path)!r}"
-    if not path.is_file():
-        raise PerceptError(f"{where} not found" + (" (it is a folder without model.pt)" if path.is_dir() else ""))
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise PerceptError(f"{where} is not a PyTorch file; give a model.pt written by percept's transform-network "
-                           "training")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refuses to rebuild arbitrary objects
-        raise PerceptError(f"{where} holds pickled Python objects, not a percept transform network") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
-        raise PerceptError(f"{where} is a damaged PyTorch file ({type(exc).__name__})") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
-            what = "a plain state dict"
-        elif isinstance(raw, dict) and "format" in raw:
-            what = f"a {raw['format']!r} file"
-        else:
-            what = f"a {type(raw).__name__} without percept's format tag"
-        raise PerceptError(f"{where} is {what}, not a percept transform network ({FORMAT})")
-    version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise PerceptError(f"{where} has format version {version!r}, newer than this percept reads "
-                           f"({FORMAT_VERSION}); upgrade percept")
-    try:
-        arch = raw["architecture"]
-        net = TransformNet(int(arch["num_styles"]), arch["channels"])
-        net.load_state_dict(raw["state_dict"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
-    except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
-    net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
+    if not path.is_file() and path.is_dir():
+        raise PerceptError(f"{where} not found (it is a folder without model.pt)")
+    raw = read_tagged_file(path, FORMAT, version=FORMAT_VERSION, noun=f"transform network ({FORMAT})",
+                           hint="give a model.pt written by percept's transform-network training", where=where)
+    net = build_from_tagged(raw, where, lambda arch: TransformNet(int(arch["num_styles"]), arch["channels"]))
     net.requires_grad_(False)
     return net.eval().to(resolve_device(device))
