@@ -161,6 +161,9 @@ MACHINE_SOURCES = {
     "regions_cpu.json": "`benchmarks/regions.py`",
     "transfer_recipes_cpu.json": "`benchmarks/transfer_recipes.py`",
     "adain_speed_cpu.json": "`benchmarks/adain_speed.py`",
+    "metrics_cpu.json": "`benchmarks/metrics.py`",
+    "sr_cpu.json": "`benchmarks/sr.py`",
+    "gaze_cpu.json": "`benchmarks/gaze.py`",
 }
 
 
@@ -168,9 +171,9 @@ def _machine(d: dict) -> dict:
     """The machine fields a benchmark JSON records, whatever its layout."""
     m = d.get("machine") if isinstance(d.get("machine"), dict) else {}
     return {
-        "cpus": m.get("cpu_count", m.get("cpus")),
+        "cpus": m.get("cpu_count", m.get("cpus", m.get("cores"))),
         "threads": m.get("torch_threads", d.get("torch_threads", d.get("cpu_threads", d.get("threads")))),
-        "torch": m.get("torch_version", d.get("torch")),
+        "torch": m.get("torch_version", m.get("torch", d.get("torch"))),
         "device": m.get("device", d.get("device")),
         "cuda_device": m.get("cuda_device"),
     }
@@ -1017,6 +1020,106 @@ def service_load_averages(ctx: Ctx) -> str:
             lines.append(f"With {label} workers, two complete {num(ratio, 2)}× the jobs per minute of one "
                          f"({num(per[2])} against {num(per[1])}, medians).")
     return " ".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Image metrics (benchmarks/metrics.py), super-resolution (benchmarks/sr.py), fixation prediction (benchmarks/gaze.py)
+
+@table("metrics")
+def metrics_reference(ctx: Ctx) -> str:
+    d = ctx.json("metrics_cpu.json")
+    header = ["pair", "LPIPS-Alex (published)", "DISTS (published)", "PSNR dB (published)", "SSIM (scikit-image)",
+              "LPIPS-VGG"]
+    rows = [[r["pair"], f"{num(r['lpips']['ours'], 4)} ({num(r['lpips']['published'], 4)})",
+             f"{num(r['dists']['ours'], 4)} ({num(r['dists']['published'], 4)})",
+             f"{num(r['psnr']['ours'], 2)} ({num(r['psnr']['published'], 2)})",
+             f"{num(r['ssim']['ours'], 4)} ({num(r['ssim']['scikit_image'], 4)})", num(r["lpips_vgg"], 4)]
+            for r in d["pairs"]]
+    diff = d["max_abs_difference"]
+    size = d["image_size"]
+    note = (f"{num(ctx.calc(len(rows)))} pairs of {num(size[0])}×{num(size[1])} px. Largest difference to the "
+            f"published value: LPIPS {sci(diff['lpips'])}, DISTS {sci(diff['dists'])}, PSNR {sci(diff['psnr'])} dB; "
+            f"SSIM against scikit-image {sci(d['ssim_max_abs_difference_to_scikit_image'])}. "
+            + ("Every value equals the published one at its precision." if d["all_equal_published"]
+               else "**Not every value equals the published one.**"))
+    speed = d["ms_per_pair"]
+    names = {"psnr": "PSNR", "ssim": "SSIM", "lpips_alex": "LPIPS-Alex", "lpips_vgg": "LPIPS-VGG", "dists": "DISTS",
+             "reference_scikit_image_ssim": "scikit-image SSIM (reference)"}
+    speed_rows = [[names.get(k, k), num(v, 1)] for k, v in speed.items()]
+    m = d["machine"]
+    return (md_table(header, rows) + "\n\n" + note + "\n\n" + md_table(["metric", "ms per pair"], speed_rows)
+            + f"\n\nOne pair at a time, median of repeated runs, on {num(m['cpu_count'])} CPU cores "
+              f"(torch `{m['torch_version']}`, device {m['device']}).")
+
+
+SR_ROWS = (("bicubic", "bicubic"), ("pixel", "percept, pixel loss"), ("feature", "percept, feature loss"),
+           ("srresnet", "SRResNet (pixel loss, Ledig et al.)"), ("srgan", "SRGAN (VGG + adversarial loss)"))
+
+
+@table("sr")
+def sr(ctx: Ctx) -> str:
+    d = ctx.json("sr_cpu.json")
+    parts = []
+    for degradation, title in (("blur", "Gaussian blur (sigma 1) then bicubic downsampling, as Johnson et al."),
+                               ("bicubic", "antialiased bicubic downsampling, as SRResNet/SRGAN were trained")):
+        means = d["results"][degradation]["means"]
+        best_psnr = max(v["psnr"] for v in means.values())
+        best_lpips = min(v["lpips"] for v in means.values())
+        rows = [[label, bold(num(means[k]["psnr"], 2), means[k]["psnr"] == best_psnr), num(means[k]["ssim"], 4),
+                 bold(num(means[k]["lpips"], 4), means[k]["lpips"] == best_lpips)] for k, label in SR_ROWS if k in means]
+        parts.append(f"Low-resolution inputs by {title}:\n\n"
+                     + md_table(["x4 upscaling", "PSNR dB ↑", "SSIM ↑", "LPIPS-Alex ↓"], rows))
+    t = d["training"]
+    c = d["checks"]
+    m = d["machine"]
+    setup = (f"Means over {num(ctx.calc(len(d['evaluation_photos'])))} photos not used in training "
+             f"({', '.join(d['evaluation_photos'])}), {num(d['border_px'])} px border excluded. percept's networks: "
+             f"{num(d['minutes_per_network'])} minutes of `percept train-sr` each on {num(d['training_photos'])} photos "
+             f"({num(t['pixel']['steps'])} steps with the pixel loss, {num(t['feature']['steps'])} with the feature "
+             f"loss, {num(t['pixel']['settings']['crop'])} px crops, batch {num(t['pixel']['settings']['batch_size'])}"
+             + (", both at once on one core each" if d["concurrent"] else "")
+             + f"), torch `{m['torch_version']}` on {num(m['cpu_count'])} CPU cores.")
+    verdict = (f"Pixel loss beats bicubic on PSNR: {'yes' if c['pixel_beats_bicubic_psnr'] else '**no**'}; feature "
+               f"loss beats bicubic on LPIPS: {'yes' if c['feature_beats_bicubic_lpips'] else '**no**'}; and the "
+               f"pixel loss on LPIPS: {'yes' if c['feature_beats_pixel_lpips'] else '**no**'}.")
+    return setup + "\n\n" + "\n\n".join(parts) + "\n\n" + verdict
+
+
+GAZE_ROWS = (("uniform", "uniform"), ("gaussian blob", "Gaussian blob"), ("centre bias", "centre bias"),
+             ("deepgaze1", "DeepGaze I (AlexNet)"), ("deepgaze2", "DeepGaze II (VGG-19)"))
+
+
+@table("gaze")
+def gaze(ctx: Ctx) -> str:
+    d = ctx.json("gaze_cpu.json")
+    means = d["means"]
+    header = ["model", "log-likelihood (bit/fix)", "information gain (bit/fix)", "AUC", "shuffled AUC", "NSS", "CC",
+              "training (min/fold)"]
+    rows = [[label, num(means[k]["ll"], 3), num(means[k]["ig"], 3), num(means[k]["auc"], 3), num(means[k]["sauc"], 3),
+             num(means[k]["nss"], 2), num(means[k]["cc"], 3),
+             num(means[k]["train_minutes"], 2) if "train_minutes" in means[k] else "–"] for k, label in GAZE_ROWS]
+    per_fold = [[num(f["fold"]), num(f["images"]), num(f["fixations"]),
+                 num(f["rows"]["centre bias"]["auc"], 3) + " / " + num(f["rows"]["deepgaze1"]["auc"], 3),
+                 num(f["rows"]["centre bias"]["nss"], 2) + " / " + num(f["rows"]["deepgaze1"]["nss"], 2),
+                 num(f["rows"]["deepgaze1"]["ig"], 3) + " / " + num(f["rows"]["deepgaze2"]["ig"], 3)]
+                for f in d["folds"]]
+    checks = d["checks"]
+    setup = (f"{num(d['setup']['folds'])}-fold cross-validation by image on {d['data']['name']} "
+             f"({num(d['data']['images'])} images, {num(d['data']['fixations'])} fixations); means over the held-out "
+             f"folds; information gain over the centre bias. Features cached once ("
+             + ", ".join(f"{net}: {num(v, 1)} min" for net, v in d["feature_cache_minutes"].items())
+             + f", while another benchmark ran), {num(d['machine']['cores'])} CPU cores.")
+    verdict = ("DeepGaze I: positive information gain and a higher AUC and NSS than the centre bias on every fold: "
+               + ("yes" if all(checks[k] for k in ("deepgaze1_ig_above_0_every_fold",
+                                                   "deepgaze1_auc_above_centre_bias_every_fold",
+                                                   "deepgaze1_nss_above_centre_bias_every_fold")) else "**no**")
+               + "; DeepGaze II above DeepGaze I in mean information gain: "
+               + ("yes" if checks["deepgaze2_mean_ig_above_deepgaze1"] else "**no**")
+               + "; every fold trained within 15 minutes: "
+               + ("yes" if checks["every_fold_trains_within_15_min"] else "**no**") + ".")
+    return (setup + "\n\n" + md_table(header, rows) + "\n\nPer fold (held-out images):\n\n"
+            + md_table(["fold", "images", "fixations", "AUC centre bias / DeepGaze I", "NSS centre bias / DeepGaze I",
+                        "IG DeepGaze I / II"], per_fold) + "\n\n" + verdict)
 
 
 # --------------------------------------------------------------------------------------------------------------
