@@ -18,7 +18,6 @@ written every ``checkpoint_every`` steps and at the time limit; ``resume=True`` 
 from __future__ import annotations
 
 import os
-import random
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,13 +27,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import Dataset
 
 from .. import __version__
 from ..errors import PerceptError
-from ..image import check_writable, find_images, load_image, to_tensor
+from ..image import check_writable, find_images, to_tensor
 from ..params import from_settings, to_record
 from ..training import Trainer
+from ..training.photos import PhotoStream
 from .degrade import degrade
 from .files import save_sr_net
 from .network import SRNet
@@ -68,7 +67,7 @@ def usable_images(paths: Sequence[Path], crop: int, folder: str) -> list[Path]:
     return usable
 
 
-class HRCrops(Dataset):
+class HRCrops(PhotoStream):
     """Sample ``g`` of an endless stream: a random ``crop x crop`` patch of a photo, randomly flipped.
 
     Epoch ``g // N`` visits the ``N`` photos in a seeded random order; the position and the flips (horizontal,
@@ -78,33 +77,12 @@ class HRCrops(Dataset):
     """
 
     def __init__(self, paths: Sequence[Path], crop: int, seed: int) -> None:
-        self.paths, self.crop, self.seed = list(paths), crop, seed
-        self._order: tuple[int, list[int]] = (-1, [])
-
-    def __len__(self) -> int:  # the stream is endless; a sampler picks the indices
-        return 2**62
-
-    def _photo(self, g: int) -> int:
-        epoch, pos = divmod(g, len(self.paths))
-        if self._order[0] != epoch:
-            order = list(range(len(self.paths)))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._order = (epoch, order)
-        return self._order[1][pos]
+        super().__init__(paths, seed)
+        self.crop = crop
 
     def __getitem__(self, g: int) -> torch.Tensor:
-        index = self._photo(g)
-        for attempt in range(len(self.paths)):
-            path = self.paths[(index + attempt) % len(self.paths)]
-            try:
-                img = load_image(path, what="training image")
-                if min(img.size) >= self.crop:
-                    break
-            except PerceptError as exc:
-                warnings.warn(f"skipping {exc}", stacklevel=2)
-        else:
-            raise PerceptError("none of the training images can be read")
-        rng = random.Random(self.seed * 2_000_003 + g)
+        img = self.photo(g, "training image", lambda img: min(img.size) >= self.crop)
+        rng = self.rng(g)
         w, h = img.size
         left, top = rng.randint(0, w - self.crop), rng.randint(0, h - self.crop)
         patch = img.crop((left, top, left + self.crop, top + self.crop))

@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from .. import __version__
 from ..errors import PerceptError
@@ -44,6 +41,7 @@ from ..image import (
 from ..models import get_model
 from ..params import from_settings
 from ..training import Trainer
+from ..training.photos import PhotoStream
 from .params import DEFAULT_STYLE_LAYERS
 from .training_params import TrainStyleParams
 from .transform_files import save_transform_net
@@ -56,7 +54,7 @@ SETTINGS_ADDED_LATER = {"lr_schedule": "constant", "style_layer_weights": None,
                         "styles": lambda saved: _style_ids(saved.get("styles", []))}
 
 
-class ContentCrops(Dataset):
+class ContentCrops(PhotoStream):
     """Sample ``g`` of an endless stream: a random square crop of a content photo, resized to ``size``.
 
     Epoch ``g // N`` visits the ``N`` photos in a seeded random order; the crop (side 50-100% of the shorter
@@ -66,32 +64,12 @@ class ContentCrops(Dataset):
     """
 
     def __init__(self, paths: Sequence[Path], size: int, seed: int) -> None:
-        self.paths, self.size, self.seed = list(paths), size, seed
-        self._order: tuple[int, list[int]] = (-1, [])
-
-    def __len__(self) -> int:  # the stream is endless; a sampler picks the indices
-        return 2**62
-
-    def _photo(self, g: int) -> int:
-        epoch, pos = divmod(g, len(self.paths))
-        if self._order[0] != epoch:
-            order = list(range(len(self.paths)))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._order = (epoch, order)
-        return self._order[1][pos]
+        super().__init__(paths, seed)
+        self.size = size
 
     def __getitem__(self, g: int) -> tuple[torch.Tensor, int]:
-        index = self._photo(g)
-        for attempt in range(len(self.paths)):
-            path = self.paths[(index + attempt) % len(self.paths)]
-            try:
-                img = load_image(path, what="content image")
-                break
-            except PerceptError as exc:
-                warnings.warn(f"skipping {exc}", stacklevel=2)
-        else:
-            raise PerceptError("none of the content images can be read")
-        rng = random.Random(self.seed * 2_000_003 + g)
+        img = self.photo(g, "content image")
+        rng = self.rng(g)
         w, h = img.size
         side = max(1, round(min(w, h) * rng.uniform(0.5, 1.0)))
         left, top = rng.randint(0, w - side), rng.randint(0, h - side)
