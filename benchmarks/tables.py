@@ -251,9 +251,12 @@ def stylize_summary(ctx: Ctx) -> str:
     for s in sizes:
         a, p = d["sizes"][s]["percept"]["seconds_per_iteration"], d["sizes"][s]["pastiche"]["seconds_per_iteration"]
         faster, slower = ("percept", "pastiche") if a < p else ("pastiche", "percept")
-        per_it.append(f"{faster} {num(ctx.calc(100 * (1 - min(a, p) / max(a, p))))} % less time than {slower} at {s} px")
+        per_it.append(f"{faster} {num(ctx.calc(100 * (1 - min(a, p) / max(a, p))))} % less time than {slower} at {s} px "
+                      f"({num(a, 3)} against {num(p, 3)} s, ratio {num(ctx.calc(a / p), 3)})")
+    repeats = d.get("repeats", 1)
+    runs = f"median of {repeats} runs each, alternating" if repeats > 1 else "one run each"
     lines.append(f"- Per iteration the two do the same network work (both precompute the targets and stop at "
-                 f"relu5_1): {', '.join(per_it)}.")
+                 f"relu5_1; {runs}): {', '.join(per_it)}.")
     spread = max(ctx.calc(100 * (max(x) / min(x) - 1)) for x in
                  ([d["sizes"][s][k]["peak_rss_mib"] for k, _ in STYLIZE_METHODS] for s in sizes))
     lines.append(f"- Peak memory is the process's maximum resident set (Python, torch, the network and the "

@@ -11,6 +11,7 @@ from percept.losses import (
     TVLoss,
     content_loss,
     gram_matrix,
+    outer_products,
     style_loss,
     tv_loss,
 )
@@ -29,6 +30,29 @@ def test_gram_matrix_is_batched_and_symmetric():
     assert g.shape == (3, 5, 5)
     assert torch.allclose(g, g.transpose(1, 2), atol=1e-6)  # float32 sums in another order near 0
     assert torch.allclose(g[1], f[1].reshape(5, -1) @ f[1].reshape(5, -1).T / 24, atol=1e-6)
+
+
+def test_outer_products_gradients_match_autograd_and_differentiate_twice():
+    gen = torch.Generator().manual_seed(1)
+    flat = torch.randn(2, 3, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    weights = torch.rand(2, 1, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(outer_products, (flat,))
+    assert torch.autograd.gradcheck(outer_products, (flat, weights))
+    assert torch.autograd.gradgradcheck(outer_products, (flat, weights))
+    shared = torch.rand(1, 1, 7, dtype=torch.float64, generator=gen, requires_grad=True)  # one mask, a batch
+    assert torch.autograd.gradcheck(lambda f, w: outer_products(f, w.expand(2, 1, 7)), (flat, shared))
+
+
+def test_gram_matrix_gradient_is_the_autograd_one_and_no_grad_gives_the_same_values():
+    features = torch.randn(2, 4, 5, 6, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    target = torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(3))
+    (gram_matrix(features) * target).sum().backward()
+    flat = features.detach().reshape(2, 4, 30).requires_grad_(True)
+    (torch.bmm(flat, flat.transpose(1, 2)) / 30 * target).sum().backward()
+    assert torch.allclose(features.grad.reshape(2, 4, 30), flat.grad, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(gram_matrix(features), gram_matrix(features.detach()))
+    assert torch.allclose(gram_matrix(features).detach(), gram_matrix(features.detach()))
 
 
 def test_tv_loss_matches_hand_computation():

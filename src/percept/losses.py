@@ -25,6 +25,48 @@ from torch import nn
 _EPS = 1e-8
 
 
+class _OuterProducts(torch.autograd.Function):
+    """``(F * w) F^T`` for ``F`` ``(B, C, N)`` and optional position weights ``w`` ``(B, 1, N)``.
+
+    Autograd would differentiate the product through both of its factors: two matrix products, then the sum of
+    a gradient with a transposed (strided) one, which is slow on large feature maps. The gradient is
+    ``((g + g^T) F) * w``: one matrix product. The backward pass is itself differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(flat, weights)
+        return torch.bmm(flat if weights is None else flat * weights, flat.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        flat, weights = ctx.saved_tensors
+        grad_flat = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            grad_flat = torch.bmm(grad + grad.transpose(1, 2), flat)
+            if weights is not None:
+                grad_flat = grad_flat * weights
+        if ctx.needs_input_grad[1]:
+            grad_weights = (flat * torch.bmm(grad, flat)).sum(1, keepdim=True)
+            grad_weights = grad_weights.sum_to_size(weights.shape)
+        return grad_flat, grad_weights
+
+
+def outer_products(flat: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over positions of the (weighted) outer products of feature vectors.
+
+    Args:
+        flat: ``(B, C, N)`` features at ``N`` positions.
+        weights: ``(B, 1, N)`` weight of each position, or None for all ones.
+
+    Returns:
+        ``(B, C, C)`` with ``G[b, i, j] = sum_p w[b, p] * F[b, i, p] * F[b, j, p]`` (not normalised).
+    """
+    if torch.is_grad_enabled() and (flat.requires_grad or (weights is not None and weights.requires_grad)):
+        return _OuterProducts.apply(flat, weights)
+    return torch.bmm(flat if weights is None else flat * weights, flat.transpose(1, 2))  # also what ONNX export sees
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Channel correlations averaged over positions.
 
@@ -35,8 +77,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         ``(B, C, C)`` with ``G[b, i, j] = sum_p F[b, i, p] * F[b, j, p] / (H * W)``.
     """
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    return outer_products(features.reshape(b, c, h * w)) / (h * w)
 
 
 def _relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import PerceptError
+from ..losses import gram_matrix
 from .names import POOLINGS
 
 #: Output size of compact bilinear pooling (and of a Gram matrix too large to keep exactly).
@@ -46,12 +47,6 @@ def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
 def global_max_pool(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W) -> (B, C)``: the maximum over locations."""
     return x.amax(dim=(2, 3))
-
-
-def gram_matrix(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, C)``: ``F F^T / (H W)`` with ``F`` the ``(C, H W)`` features of each image."""
-    f = x.flatten(2)
-    return torch.bmm(f, f.transpose(1, 2)) / f.shape[2]
 
 
 def triangle_indices(channels: int) -> tuple[torch.Tensor, torch.Tensor]:

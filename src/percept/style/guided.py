@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import PerceptError
 from ..image import load_image, to_tensor
-from ..losses import gram_matrix
+from ..losses import gram_matrix, outer_products
 from ..record import describe_input
 
 #: Largest aspect-ratio difference between the mask and the content, as ``|log(ratio_mask / ratio_content)|``.
@@ -196,7 +196,7 @@ def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
                            "downsample it with downsample_mask")
     flat = features.reshape(b, c, h * w)
     weights = mask.reshape(mask.shape[0], 1, h * w).expand(b, 1, h * w).to(flat.dtype)
-    return torch.bmm(flat * weights, flat.transpose(1, 2)) / weights.sum(2, keepdim=True).clamp_min(_EPS)
+    return outer_products(flat, weights) / weights.sum(2, keepdim=True).clamp_min(_EPS)
 
 
 def region_style_loss(features: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
