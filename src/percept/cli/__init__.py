@@ -45,8 +45,9 @@ def build_parser(command: str | None = "") -> argparse.ArgumentParser:
     ``percept --help`` needs (no settings module is imported)."""
     parser = argparse.ArgumentParser(
         prog="percept", formatter_class=_GroupedHelp,
-        description="Reuse ImageNet-pretrained CNNs: neural style transfer, texture synthesis, transfer learning, "
-        "looking inside the networks, and an artwork web service.",
+        description="Reuse ImageNet-pretrained CNNs: neural style transfer (images and video), texture synthesis, "
+        "transfer learning, looking inside the networks, perceptual metrics, super-resolution, where people look, "
+        "and an artwork web service.",
         epilog="Run `percept COMMAND --help` for the options of each command, with examples.",
     )
     parser.add_argument("--version", action="version", version=f"percept {__version__}")
