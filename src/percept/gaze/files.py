@@ -5,7 +5,8 @@ The file is one dict readable with ``torch.load(weights_only=True)``: ``format``
 channels), ``features`` (network, weights id, layers, input size: a :class:`~percept.gaze.features.FeatureSpec`),
 ``centre_bias`` and ``blob`` (the baselines fitted on the same training images), ``training`` (the record of the
 run: settings, split, history, scores), ``percept_version``, ``torch_version`` and ``state_dict``. The model
-registry knows it as kind ``gaze`` (``get_model("GAZE.pt")``).
+registry knows it as kind ``gaze`` (``get_model("GAZE.pt")``); the model that ships with percept is
+``get_model("deepgaze2")`` (:func:`build_shipped`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class GazeModel:
         blob: the Gaussian-blob baseline.
         training: the training record (settings, split by image, history, data digest).
         path: the file it was loaded from (``None`` in memory).
+        weights_id: ``deepgaze2:nus500`` for the model that ships with percept, else ``None``.
     """
 
     name: str
@@ -52,6 +54,7 @@ class GazeModel:
     blob: GaussianBlob
     training: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    weights_id: str | None = None  # the registered name of a model that ships with percept (``deepgaze2:nus500``)
 
     @property
     def device(self) -> torch.device:
@@ -110,4 +113,13 @@ def load_gaze_model(path: str | os.PathLike, *, device: str | torch.device = "cp
                            f"({detail.rstrip('.')})") from None
     net.requires_grad_(False)
     net.eval().to(resolve_device(device))
+    return model
+
+
+def build_shipped(weights, *, device: str | torch.device = "cpu") -> GazeModel:
+    """The registry's builder of the gaze models that ship with percept (``deepgaze2``): ``weights`` is their
+    :class:`~percept.models.weights.Weights` entry, a GAZE.pt file inside the package."""
+    _source, path = weights.locate()
+    model = load_gaze_model(path, device=device)
+    model.weights_id = weights.id
     return model

@@ -112,7 +112,8 @@ class GazeTrainParams:
 class GazeParams:
     """Predicting where people look in images with a trained model."""
 
-    model: str | None = setting(None, "GAZE.pt written by percept gaze-train", metavar="GAZE.pt")
+    model: str = setting("deepgaze2", "deepgaze2 (ships with percept: DeepGaze II trained on the fixations of 500 "
+                         "scene photos) or a GAZE.pt written by percept gaze-train", metavar="MODEL")
     overlay: bool = setting(False, "draw the density over the photo instead of on its own")
     device: str = device_setting()
 

@@ -26,7 +26,7 @@ from ..record import describe_input, make_record
 from .baselines import uniform_log_density
 from .data import FixationData, load_data, work_size
 from .features import default_cache_dir
-from .files import GazeModel, load_gaze_model
+from .files import GazeModel
 from .metrics import average, image_metrics
 from .params import GazeEvalParams, GazeParams
 from .render import heat_map, overlay
@@ -34,7 +34,17 @@ from .resample import resize_log_density
 
 
 def _model(model: str | os.PathLike | GazeModel, device: str) -> GazeModel:
-    return model if isinstance(model, GazeModel) else load_gaze_model(model, device=device)
+    """A loaded model, the model that ships with percept (``deepgaze2``) or a GAZE.pt file."""
+    from ..models import get_model
+
+    return model if isinstance(model, GazeModel) else get_model(model, kind="gaze", device=device)
+
+
+def _model_inputs(gm: GazeModel) -> dict[str, Any]:
+    """The record's description of the model: its registered name, or its file."""
+    if gm.weights_id is not None:
+        return {"model": gm.weights_id}
+    return {"model": describe_input(gm.path)} if gm.path is not None else {}
 
 
 @dataclass
@@ -61,15 +71,14 @@ class GazePrediction:
 
 def predict_gaze(images: ImageInput | Sequence[ImageInput], model: str | os.PathLike | GazeModel | None = None, *,
                  progress: bool = False, **settings: Any) -> list[GazePrediction]:
-    """Fixation densities of ``images`` (paths, PIL images or ``(1, 3, H, W)`` tensors) under ``model`` (a GAZE.pt
-    file or a loaded :class:`~percept.gaze.files.GazeModel`). ``settings``: fields of
-    :class:`~percept.gaze.params.GazeParams` (``overlay``, ``device``). One prediction per image."""
-    if model is not None:
-        settings["model"] = str(model) if isinstance(model, (str, os.PathLike)) else None
+    """Fixation densities of ``images`` (paths, PIL images or ``(1, 3, H, W)`` tensors) under ``model``:
+    ``deepgaze2`` (the default, ships with percept), a GAZE.pt file of ``percept gaze-train`` or a loaded
+    :class:`~percept.gaze.files.GazeModel`. ``settings``: fields of :class:`~percept.gaze.params.GazeParams`
+    (``overlay``, ``device``). One prediction per image."""
+    if isinstance(model, (str, os.PathLike)):
+        settings["model"] = str(model)
     p = from_settings(GazeParams, settings, what="gaze setting")
-    if model is None and p.model is None:
-        raise PerceptError("give the model: a GAZE.pt written by percept gaze-train")
-    gm = _model(model if model is not None else p.model, p.device)
+    gm = _model(model if isinstance(model, GazeModel) else p.model, p.device)
     extractor = gm.extractor(None)
     out = []
     for image in tqdm(image_list(images), desc=f"gaze ({gm.name})", unit="img", disable=not progress):
@@ -77,9 +86,7 @@ def predict_gaze(images: ImageInput | Sequence[ImageInput], model: str | os.Path
         grid = work_size(*pil.size)
         maps = extractor.maps([pil], progress=False)[0]
         log_density = resize_log_density(gm.log_density(maps, grid), *pil.size)
-        inputs = {"image": describe_input(image)}
-        if gm.path is not None:
-            inputs["model"] = describe_input(gm.path)
+        inputs = {"image": describe_input(image), **_model_inputs(gm)}
         record = make_record("gaze", to_record(p), inputs=inputs, model=gm.name, weights_id=gm.spec.weights,
                              grid=list(grid), **gm.net.facts())
         out.append(GazePrediction(to_tensor(pil), log_density, record))
@@ -160,9 +167,7 @@ def evaluate_gaze(model: str | os.PathLike | GazeModel, data: str | os.PathLike 
         images.append(row)
     means = {key: {k: round(v, 5) if isinstance(v, float) else v for k, v in average(values).items()}
              for key, values in rows.items()}
-    inputs = {"data": {"path": str(dataset.root), "digest": dataset.digest}}
-    if gm.path is not None:
-        inputs["model"] = describe_input(gm.path)
+    inputs = {"data": {"path": str(dataset.root), "digest": dataset.digest}, **_model_inputs(gm)}
     record = make_record("gaze-eval", to_record(p), inputs=inputs, model=gm.name, subset=subset,
                          images=len(names), fixations=dataset.count(names), features_computed=extractor.computed)
     return {"subset": subset, "model": gm.name, "rows": means, "images": images, "record": record,

@@ -109,6 +109,26 @@ METRIC_WEIGHTS: tuple[Weights, ...] = (
 )  # fmt: skip
 
 
+def _decode_gaze_file(path: Path) -> dict:
+    """The readout tensors of a GAZE.pt file (the whole model is read by percept.gaze.files)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+#: Fixation-density models trained with percept and shipped inside it (package data of percept itself).
+GAZE_WEIGHTS: tuple[Weights, ...] = (
+    Weights("deepgaze2", "nus500", "none",
+            (PackageFile("percept", "percept-cnn", "gaze/pretrained/deepgaze2_nus500.pt", _decode_gaze_file),),
+            {"description": "DeepGaze II readout on vgg19:gatys conv5_1, relu5_1, relu5_2, conv5_3 and relu5_4, trained "
+             "with percept gaze-train --model deepgaze2 --folds 1 on the 43,894 fixations of the 500 images of the "
+             "NUS scene saliency data set (450 training, 50 for early stopping); cross-validated scores of the same "
+             "recipe are in docs/gaze.md.", "licence": "MIT (the NUS scene saliency data set)",
+             "paper": "Kümmerer et al., Understanding Low- and High-Level Contributions to Fixation Prediction "
+             "(ICCV 2017)"}),
+)  # fmt: skip
+
+
 def _decode_srresnet_h5(path: Path) -> dict:
     """A Keras SRResNet generator file (read by percept.sr.reference, imported only when decoding)."""
     from ..sr.reference import decode_keras_srresnet

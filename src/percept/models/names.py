@@ -18,6 +18,9 @@ KINDS = {
 #: Super-resolution networks with published weights (percept.sr.reference; x4).
 SR_NETWORKS = ("srresnet", "srgan")
 
+#: Fixation-density models that ship trained with percept (percept.gaze; more are trained with percept gaze-train).
+GAZE_MODELS = ("deepgaze2",)
+
 #: Perceptual metrics with learned weights (percept.metrics; their backbones are feature networks).
 METRIC_NETWORKS = ("lpips_alex", "lpips_vgg", "dists")
 #: Feature networks with named layers (offline weights for each).

@@ -34,6 +34,7 @@ from .names import (
     BACKBONES,
     EFFICIENTNET_LITE,
     FEATURE_NETWORKS,
+    GAZE_MODELS,
     KINDS,
     METRIC_NETWORKS,
     SR_NETWORKS,
@@ -151,6 +152,9 @@ def _builtin() -> list[ModelEntry]:
     entries.append(ModelEntry("sr_net", "upscaler", "percept.sr.files:load_sr_net",
                               "a super-resolution network trained by percept train-sr",
                               file="an SR.pt written by percept train-sr", file_tags=("percept-sr-net",)))
+    entries += [ModelEntry(name, "gaze", "percept.gaze.files:build_shipped",
+                           "where people look: DeepGaze II trained on the NUS scene fixations (ships with percept)",
+                           tuple(w for w in catalog.GAZE_WEIGHTS if w.arch == name)) for name in GAZE_MODELS]
     entries.append(ModelEntry("gaze_model", "gaze", "percept.gaze.files:load_gaze_model",
                               "where people look: a DeepGaze I or II fixation-density model",
                               file="a GAZE.pt written by percept gaze-train", file_tags=("percept-gaze",)))

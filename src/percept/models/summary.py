@@ -29,7 +29,7 @@ HEADINGS = {
     "style-net": "style networks (percept stylize --model FILE.pt)",
     "metric": "perceptual metrics (percept compare A B --metric lpips,dists --lpips-net alex|vgg)",
     "upscaler": "super-resolution networks (percept upscale IN -o OUT --model NAME|SR.pt)",
-    "gaze": "where people look (percept gaze IMAGE -o MAP.png --model GAZE.pt)",
+    "gaze": "where people look (percept gaze IMAGE -o MAP.png --model NAME|GAZE.pt)",
 }
 
 
