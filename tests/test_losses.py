@@ -55,6 +55,19 @@ def test_gram_matrix_gradient_is_the_autograd_one_and_no_grad_gives_the_same_val
     assert torch.allclose(gram_matrix(features).detach(), gram_matrix(features.detach()))
 
 
+def test_gram_matrix_backward_under_autocast_matches_autograd():
+    features = torch.randn(2, 8, 5, 5, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    flat = features.detach().reshape(2, 8, 25).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as mixed-precision training runs Gram pooling
+        ours = gram_matrix(features)
+        theirs = torch.bmm(flat, flat.transpose(1, 2)) / 25
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    (ours.float() ** 2).sum().backward()
+    (theirs.float() ** 2).sum().backward()
+    assert features.grad.dtype == torch.float32
+    assert torch.allclose(features.grad.reshape(2, 8, 25), flat.grad, rtol=0.05, atol=0.05)
+
+
 def test_tv_loss_matches_hand_computation():
     img = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]])
     # vertical diffs: 0.5, -0.5 -> mean sq 0.25 ; horizontal diffs: 1.0, 0.0 -> mean sq 0.5

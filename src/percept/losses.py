@@ -41,6 +41,7 @@ class _OuterProducts(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
         flat, weights = ctx.saved_tensors
+        grad = grad.to(flat.dtype)  # under autocast the product ran in (b)float16; the gradient is the input's type
         grad_flat = grad_weights = None
         if ctx.needs_input_grad[0]:
             grad_flat = torch.bmm(grad + grad.transpose(1, 2), flat)
