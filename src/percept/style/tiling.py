@@ -17,7 +17,7 @@ feathered weights. Two things would otherwise draw seams:
 
 2. **Tile borders.** Near a tile's inner edge the network sees reflection padding instead of the neighbouring
    pixels, so its output differs from the untiled output within the receptive-field margin (at most
-   :data:`RECEPTIVE_MARGIN` pixels; in practice the difference is below 1e-3 beyond about 40 px). Adjacent
+   :func:`receptive_margin` pixels, 57 for Johnson's network; in practice the difference is below 1e-3 beyond about 40 px). Adjacent
    tiles overlap by ``overlap`` pixels; across an overlap a tile's weight is 0 over the third nearest its edge,
    rises linearly over the middle third and is 1 beyond, mirrored for the neighbour, so the weights sum to 1
    and every output pixel comes from the tile(s) where it is far from an edge.
@@ -39,9 +39,14 @@ from ..params import defaults
 from .params import NetworkParams
 from .transformer import NormStatistics, TransformNet
 
-#: How far (pixels) one input pixel can change the output: the padding reach of every convolution in input
-#: pixels, 4 + 1 + 2 + 5 * 2 * 4 + 2 + 1 + 4 = 54, plus up to 3 from the alignment on the stride-4 grid.
-RECEPTIVE_MARGIN = 57
+def receptive_margin(residual_blocks: int = 5) -> int:
+    """How far (pixels) one input pixel can change the output: the padding reach of every convolution in input
+    pixels, ``4 + 1 + 2 + residual_blocks * 2 * 4 + 2 + 1 + 4``, plus up to 3 from the alignment on the stride-4
+    grid (57 for Johnson's five residual blocks)."""
+    return 4 + 1 + 2 + residual_blocks * 2 * 4 + 2 + 1 + 4 + 3
+
+
+RECEPTIVE_MARGIN = receptive_margin()
 DEFAULT_OVERLAP: int = defaults(NetworkParams)["overlap"]
 MIN_TILE = 32
 

@@ -2,7 +2,7 @@
 
 (``.pt``, :func:`save_transform_net`, :func:`load_transform_net`) are one dict, readable with
 ``torch.load(weights_only=True)``: ``format`` (:data:`FORMAT`), ``format_version``, ``architecture``
-(``num_styles``, ``channels``), ``styles`` (name, file name, sha256), ``training`` (every setting and the final
+(:attr:`TransformNet.architecture <percept.style.transformer.TransformNet.architecture>`), ``styles`` (name, file name, sha256), ``training`` (every setting and the final
 losses), ``loss_network`` (architecture, weights id, layers), ``percept_version``, ``torch_version`` and
 ``state_dict``.
 """
@@ -29,14 +29,20 @@ def save_transform_net(net: TransformNet, path: str | os.PathLike) -> Path:
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": {"num_styles": net.num_styles, "channels": list(net.channels)},
         **net.metadata,
+        "architecture": net.architecture,
         "percept_version": __version__,
         "torch_version": str(torch.__version__),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
     }
     atomic_write(path, lambda tmp: torch.save(record, tmp))
     return path
+
+
+def build_transform_net(architecture: dict) -> TransformNet:
+    """An untrained :class:`TransformNet` as a model file's ``architecture`` describes it."""
+    optional = {k: architecture[k] for k in ("up_channels", "residual_blocks", "out_norm", "bias") if k in architecture}
+    return TransformNet(int(architecture["num_styles"]), architecture["channels"], **optional)
 
 
 def load_transform_net(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformNet:
@@ -54,6 +60,24 @@ def load_transform_net(path: str | os.PathLike, device: str | torch.device = "cp
         raise PerceptError(f"{where} not found (it is a folder without model.pt)")
     raw = read_tagged_file(path, FORMAT, version=FORMAT_VERSION, noun=f"transform network ({FORMAT})",
                            hint="give a model.pt written by percept's transform-network training", where=where)
-    net = build_from_tagged(raw, where, lambda arch: TransformNet(int(arch["num_styles"]), arch["channels"]))
+    net = build_from_tagged(raw, where, build_transform_net)
     net.requires_grad_(False)
     return net.eval().to(resolve_device(device))
+
+
+def build_registered(weights, *, device: str | torch.device = "cpu") -> TransformNet:
+    """The registry's builder of the trained style networks read from packages (``multistyle26``): ``weights``
+    is their :class:`~percept.models.weights.Weights` entry, whose ``meta["architecture"]`` says which
+    :class:`TransformNet` holds the tensors."""
+    net = build_transform_net(weights.meta["architecture"])
+    state = {k: v.clone() for k, v in weights.load_state_dict().items()}  # the decoded cache stays pristine
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise PerceptError(f"weights {weights.id} do not fit the network ({detail.rstrip('.')})") from None
+    net.metadata = {"styles": [{"name": f"style {i}"} for i in range(net.num_styles)],
+                    "architecture": net.architecture, "weights_id": weights.id}
+    net.requires_grad_(False)
+    return net.eval().to(resolve_device(device))
+

@@ -38,7 +38,9 @@ def style_vector(net: TransformNet, *, style_index: int | None = None,
                  style_blend_weights: Sequence[float] | None = None) -> torch.Tensor:
     """Style weights ``(S,)`` for ``net``: one-hot for ``style_index``, ``style_blend_weights`` normalised to sum
     1, or the only style of a single-style network. Range, count and sign problems are one-line errors."""
-    listing = ", ".join(f"{i}={n}" for i, n in enumerate(style_names(net)))
+    names = style_names(net)
+    numbered = all(n in (str(i), f"style {i}") for i, n in enumerate(names))  # no names: the range says it all
+    listing = f"0 to {len(names) - 1}" if numbered else ", ".join(f"{i}={n}" for i, n in enumerate(names))
     if style_index is not None and style_blend_weights:
         raise PerceptError("give a style index or style-blend-weights, not both")
     if style_index is not None:
@@ -96,7 +98,8 @@ def stylize_with_model(
     model_path = "" if isinstance(model, TransformNet) else str(model)
     params = from_settings(NetworkParams, {**settings, "model": model_path})
     if not isinstance(model, TransformNet) and not model_path:
-        raise PerceptError("give a trained network: a model file from `percept train-style` (--model MODEL.pt)")
+        raise PerceptError("give a trained network: a model file from `percept train-style` (--model MODEL.pt) or "
+                           "multistyle26")
     net = model if isinstance(model, TransformNet) else _shared_net(model_path, params.device)
     style = style_vector(net, style_index=params.style_index, style_blend_weights=params.style_blend_weights)
     images = [as_tensor(c, longest=params.size, what="content image") for c in contents]
@@ -107,7 +110,7 @@ def stylize_with_model(
         "model": {k: net.metadata.get(k) for k in ("styles", "architecture", "loss_network")},
         "device": str(next(net.parameters()).device), "seconds": round(seconds, 3),
     }
-    model_input = describe_input(_model_file(model_path) if model_path else model)
+    model_input = describe_model(model_path) if model_path else describe_input(model)
     results = [
         StyleResult(image, make_record("network", to_record(params), inputs={"content": describe_input(content),
                                                                                  "model": model_input},
@@ -118,11 +121,22 @@ def stylize_with_model(
 
 
 def _shared_net(path: str, device: str) -> TransformNet:
-    """:func:`load_transform_net`, kept between calls (a folder stylised in chunks loads the file once); a
+    """The network ``path`` names (:func:`load_transform_net` for a file), kept between calls (a folder stylised in chunks loads the file once); a
     rewritten file loads again."""
     file = _model_file(path)
     stamp = (file.stat().st_mtime_ns, file.stat().st_size) if file.is_file() else None
     return _cached_net(path, stamp, str(resolve_device(device)))
+
+
+def describe_model(model: str) -> dict[str, Any]:
+    """What a record says of the network ``model`` names: the file's path and SHA-256 (a training folder's
+    ``model.pt``), and for a network registered by name (``multistyle26``) also its weights id."""
+    from ..models import get_weights, list_models
+
+    if model in list_models("style-net") and not Path(model).exists():
+        weights = get_weights(model, kind="style-net")
+        return {"name": weights.id, **describe_input(weights.locate()[1])}
+    return describe_input(_model_file(model))
 
 
 def _model_file(path: str) -> Path:
@@ -132,7 +146,10 @@ def _model_file(path: str) -> Path:
 
 @functools.lru_cache(maxsize=2)
 def _cached_net(path: str, stamp: tuple[int, int] | None, device: str) -> TransformNet:
-    return load_transform_net(path, device)
+    """A model file or training folder, or a network registered by name (``multistyle26``)."""
+    from ..models import get_model
+
+    return get_model(path, kind="style-net", device=device)
 
 
 def _forward(net: TransformNet, images: list[torch.Tensor], style: torch.Tensor, params: NetworkParams,

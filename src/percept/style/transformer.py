@@ -142,18 +142,19 @@ class _Norms:
 class ConvLayer(nn.Sequential):
     """Reflection padding then a ``k x k`` convolution (output ``ceil(H / stride)`` for even padding)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> None:
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_channels, out_channels, kernel, stride))
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, bias: bool = True) -> None:
+        super().__init__(nn.ReflectionPad2d(kernel // 2),
+                         nn.Conv2d(in_channels, out_channels, kernel, stride, bias=bias))
 
 
 class ConvNormReLU(nn.Module):
     """Optional nearest-neighbour x2 upsampling, :class:`ConvLayer`, conditional instance norm, ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, num_styles: int,
-                 upsample: bool = False) -> None:
+                 upsample: bool = False, bias: bool = True) -> None:
         super().__init__()
         self.upsample = upsample
-        self.conv = ConvLayer(in_channels, out_channels, kernel, stride)
+        self.conv = ConvLayer(in_channels, out_channels, kernel, stride, bias)
         self.norm = ConditionalInstanceNorm2d(out_channels, num_styles)
 
     def forward(self, x: torch.Tensor, norms: _Norms) -> torch.Tensor:
@@ -168,11 +169,11 @@ class ConvNormReLU(nn.Module):
 class ResidualBlock(nn.Module):
     """``x + IN(conv(ReLU(IN(conv(x)))))``: two 3x3 convolutions, no ReLU after the sum."""
 
-    def __init__(self, channels: int, num_styles: int) -> None:
+    def __init__(self, channels: int, num_styles: int, bias: bool = True) -> None:
         super().__init__()
-        self.conv1 = ConvLayer(channels, channels, 3)
+        self.conv1 = ConvLayer(channels, channels, 3, bias=bias)
         self.norm1 = ConditionalInstanceNorm2d(channels, num_styles)
-        self.conv2 = ConvLayer(channels, channels, 3)
+        self.conv2 = ConvLayer(channels, channels, 3, bias=bias)
         self.norm2 = ConditionalInstanceNorm2d(channels, num_styles)
 
     def forward(self, x: torch.Tensor, norms: _Norms) -> torch.Tensor:
@@ -186,26 +187,48 @@ class TransformNet(nn.Module):
     Args:
         num_styles: number of styles ``S`` (one ``(gamma, beta)`` per style in every norm layer).
         channels: widths after the first three convolutions; Johnson et al. use ``(32, 64, 128)``.
+        up_channels: widths after the two upsampling convolutions (default: the second and first of ``channels``).
+        residual_blocks: number of residual blocks (Johnson et al.: 5).
+        out_norm: a conditional instance norm between the last convolution and the sigmoid.
+        bias: whether the convolutions have biases (a norm follows every one but the last, which then needs
+            ``out_norm``).
 
+    The defaults are Johnson et al.'s network; the other options describe networks trained elsewhere that share
+    its design (the multi-style network that ``percept models`` lists as ``multistyle26``).
     Any ``H, W >= 8`` work: the input is reflection-padded to a multiple of 4 and the output cropped back.
-    Submodules in forward order: ``conv1, conv2, conv3, res1..res5, up1, up2, out``.
+    Submodules in forward order: ``conv1, conv2, conv3, res1..resN, up1, up2, out`` (and ``out_norm``).
     """
 
-    def __init__(self, num_styles: int = 1, channels: Sequence[int] = DEFAULT_CHANNELS) -> None:
+    def __init__(self, num_styles: int = 1, channels: Sequence[int] = DEFAULT_CHANNELS, *,
+                 up_channels: Sequence[int] | None = None, residual_blocks: int = RESIDUAL_BLOCKS,
+                 out_norm: bool = False, bias: bool = True) -> None:
         super().__init__()
         if num_styles < 1:
             raise PerceptError(f"num_styles must be >= 1, got {num_styles}")
         c1, c2, c3 = (int(c) for c in channels)
-        self.num_styles, self.channels = num_styles, (c1, c2, c3)
-        self.conv1 = ConvNormReLU(3, c1, 9, 1, num_styles)
-        self.conv2 = ConvNormReLU(c1, c2, 3, 2, num_styles)
-        self.conv3 = ConvNormReLU(c2, c3, 3, 2, num_styles)
-        self.res = nn.ModuleList(ResidualBlock(c3, num_styles) for _ in range(RESIDUAL_BLOCKS))
-        self.up1 = ConvNormReLU(c3, c2, 3, 1, num_styles, upsample=True)
-        self.up2 = ConvNormReLU(c2, c1, 3, 1, num_styles, upsample=True)
-        self.out = ConvLayer(c1, 3, 9)
+        u1, u2 = (int(c) for c in (up_channels or (c2, c1)))
+        self.num_styles, self.channels, self.up_channels = num_styles, (c1, c2, c3), (u1, u2)
+        self.residual_blocks, self.bias = int(residual_blocks), bool(bias)
+        self.conv1 = ConvNormReLU(3, c1, 9, 1, num_styles, bias=bias)
+        self.conv2 = ConvNormReLU(c1, c2, 3, 2, num_styles, bias=bias)
+        self.conv3 = ConvNormReLU(c2, c3, 3, 2, num_styles, bias=bias)
+        self.res = nn.ModuleList(ResidualBlock(c3, num_styles, bias) for _ in range(self.residual_blocks))
+        self.up1 = ConvNormReLU(c3, u1, 3, 1, num_styles, upsample=True, bias=bias)
+        self.up2 = ConvNormReLU(u1, u2, 3, 1, num_styles, upsample=True, bias=bias)
+        self.out = ConvLayer(u2, 3, 9, bias=bias)
+        self.out_norm = ConditionalInstanceNorm2d(3, num_styles) if out_norm else None
         #: What a model file recorded about this network (styles, training, loss network); see feedforward.
         self.metadata: dict = {}
+
+    @property
+    def architecture(self) -> dict:
+        """The constructor's arguments: ``TransformNet(**net.architecture)`` builds the same network."""
+        arch = {"num_styles": self.num_styles, "channels": list(self.channels)}
+        extra = {"up_channels": list(self.up_channels), "residual_blocks": self.residual_blocks,
+                 "out_norm": self.out_norm is not None, "bias": self.bias}
+        default = {"up_channels": [self.channels[1], self.channels[0]], "residual_blocks": RESIDUAL_BLOCKS,
+                   "out_norm": False, "bias": True}
+        return arch | {k: v for k, v in extra.items() if v != default[k]}  # Johnson's network: the two keys only
 
     def style_weights(self, style: torch.Tensor | Sequence[float] | None, batch: int) -> torch.Tensor:
         """Style weights as ``(batch, S)`` on this network's device; ``None`` means the only style.
@@ -267,5 +290,7 @@ class TransformNet(nn.Module):
         y = self.conv3(self.conv2(self.conv1(x, norms), norms), norms)
         for block in self.res:
             y = block(y, norms)
-        y = self.up2(self.up1(y, norms), norms)
-        return torch.sigmoid(self.out(y))[..., :h, :w]
+        y = self.out(self.up2(self.up1(y, norms), norms))
+        if self.out_norm is not None:
+            y = norms(self.out_norm, y)
+        return torch.sigmoid(y)[..., :h, :w]

@@ -190,7 +190,9 @@ def stylize_video(video: str | os.PathLike, styles: ImageInput | Sequence[ImageI
     values = recorded_params(params, image_params)
     inputs: dict[str, Any] = {"video": describe_input(video), "styles": [describe_input(s) for s in style_list]}
     if params.method == "network":
-        inputs["model"] = describe_input(image_params.model)
+        from .transform_stylize import describe_model
+
+        inputs["model"] = describe_model(image_params.model)
     identity = {"version": WORK_VERSION, "params": values,
                 "inputs": {"video": inputs["video"]["sha256"], "styles": [_fingerprint(s) for s in style_list],
                            **({"model": inputs["model"].get("sha256")} if "model" in inputs else {})}}
