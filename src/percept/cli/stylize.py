@@ -196,7 +196,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from ..record import read_record
     from ..style.params import METHODS, reproducing_command
 
-    if Path(args.image).suffix.lower() == ".pt" or Path(args.image).is_dir():
+    from ..models import list_models
+
+    registered = args.image in list_models("style-net") and not Path(args.image).exists()  # e.g. multistyle26
+    if registered or Path(args.image).suffix.lower() == ".pt" or Path(args.image).is_dir():
         return _model_info(args)
     record = read_record(args.image, what="image")
     if args.json:
@@ -210,7 +213,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(" ".join(made))
     for role, value in (record.get("inputs") or {}).items():
         entries = value if isinstance(value, list) else [value]
-        print(f"{role}: " + ", ".join(str(e.get("path") or f"(in memory: {e.get('type')})") if isinstance(e, dict)
+        print(f"{role}: " + ", ".join(str(e.get("name") or e.get("path") or f"(in memory: {e.get('type')})")
+                                      if isinstance(e, dict)
                                       else str(e) for e in entries))
     print("settings: " + ", ".join(f"{k} {v}" for k, v in record["params"].items()))
     if record.get("final_losses"):

@@ -26,7 +26,7 @@ HEADINGS = {
     "classifier": "classifiers (percept explain ... --model NAME|RUN_FOLDER)",
     "backbone": "transfer-learning backbones (percept train --backbone NAME)",
     "decoder": "decoders for AdaIN (percept stylize --method adain --decoder NAME|FILE)",
-    "style-net": "style networks (percept stylize --model FILE.pt)",
+    "style-net": "style networks (percept stylize --model NAME|FILE.pt)",
     "metric": "perceptual metrics (percept compare A B --metric lpips,dists --lpips-net alex|vgg)",
     "upscaler": "super-resolution networks (percept upscale IN -o OUT --model NAME|SR.pt)",
     "gaze": "where people look (percept gaze IMAGE -o MAP.png --model NAME|GAZE.pt)",
