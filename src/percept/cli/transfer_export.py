@@ -32,8 +32,10 @@ FILE.json names the classes and the preprocessing (resize shorter side, centre c
 
 def _cmd_export(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, ExportParams)
-    if Path(args.run).is_file():  # a style network from train-style
-        return _export_style_net(args, settings)
+    from ..models import list_models
+
+    if Path(args.run).is_file() or (args.run in list_models("style-net") and not Path(args.run).exists()):
+        return _export_style_net(args, settings)  # a style network: a file of train-style, or multistyle26
     from ..transfer.export import export_run
 
     record = export_run(args.run, args.output, **settings)

@@ -16,7 +16,6 @@ from torch import nn
 from .. import __version__
 from ..errors import PerceptError
 from ..image import atomic_write, check_writable
-from .transform_files import load_transform_net
 from .transform_loss import ONNX_TOLERANCE
 from .transform_stylize import style_vector
 from .transformer import TransformNet
@@ -62,7 +61,12 @@ def export_transform_net(
     sidecar = out.with_name(out.name + ".json")
     for target in (out, sidecar):
         check_writable(target, what="export file", image=False)
-    net = model if isinstance(model, TransformNet) else load_transform_net(model, "cpu")
+    if isinstance(model, TransformNet):
+        net = model
+    else:
+        from ..models import get_model
+
+        net = get_model(model, kind="style-net", device="cpu")  # a file, a training folder or multistyle26
     net = net.cpu().eval()
     style = style_vector(net, style_index=style_index, style_blend_weights=style_blend_weights)
     wrapped = FixedStyleNet(net, style).eval()
