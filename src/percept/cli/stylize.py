@@ -33,6 +33,7 @@ examples:
   percept stylize photo.jpg -o out.png --model starry.pt                        # trained network (train-style)
   percept stylize photos/ -o styled/ --model styles.pt --style-blend-weights 0.3,0.7   # a folder, two styles
   percept stylize huge.jpg -o huge_styled.png --model starry.pt --tile 1024     # tiles, no seams
+  percept stylize photo.jpg -o out.png --model multistyle26 --style-index 19    # 26 trained styles, no training
 """
 
 EPILOG_TEXTURE = """\
