@@ -152,6 +152,7 @@ MACHINE_SOURCES = {
     "feedforward_quality_cpu.json": "`benchmarks/feedforward_quality.py`",
     "feedforward_quality_40min_cpu.json": "`benchmarks/feedforward_quality.py`",
     "feedforward_quality_60min_cpu.json": "`benchmarks/feedforward_quality.py`",
+    "feedforward_quality_init_cpu.json": "`benchmarks/feedforward_quality.py`",
     "adain_alpha_512.json": "`benchmarks/adain_alpha.py`",
     "saliency_cpu.json": "`benchmarks/saliency.py`",
     "attack_pgd_cpu.json": "`benchmarks/attack.py`",
@@ -570,7 +571,7 @@ def methods_512(ctx: Ctx) -> str:
 
 
 FF_QUALITY = ("feedforward_quality_cpu.json", "feedforward_quality_40min_cpu.json",
-              "feedforward_quality_60min_cpu.json")
+              "feedforward_quality_60min_cpu.json", "feedforward_quality_init_cpu.json")
 
 
 @table("feedforward-quality")

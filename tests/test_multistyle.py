@@ -109,3 +109,33 @@ def test_stylize_with_multistyle26_by_name_records_it_and_reproduces(tmp_path, c
 def test_an_unknown_network_name_suggests_the_registered_one():
     with pytest.raises(PerceptError, match=r"unknown style network 'multistyle25' \(did you mean multistyle26\?\)"):
         stylize_with_model(str(CAT), "multistyle25", style_index=0, device="cpu")
+
+
+@needs_package
+def test_training_can_start_from_multistyle26():
+    from percept.models import get_model
+    from percept.style.transform_train import _initial_net
+
+    base = get_model("multistyle26", kind="style-net")
+    net = _initial_net(2, [32, 64, 128], "multistyle26")
+    assert net.architecture == {**base.architecture, "num_styles": 2}
+    assert torch.equal(net.conv1.conv[1].weight, base.conv1.conv[1].weight)
+    assert torch.equal(net.res[5].norm2.gamma[1], base.res[5].norm2.gamma.mean(0))
+    with pytest.raises(PerceptError, match="init gives the network's widths; drop channels"):
+        from percept.style.training_params import TrainStyleParams
+
+        TrainStyleParams(init="multistyle26", channels=[8, 16, 32])
+
+
+@needs_package
+def test_train_style_from_multistyle26_records_it(tmp_path):
+    from percept.style.transform_train import train_transform_net
+
+    content = CAT.parent
+    record = train_transform_net([str(CAT.parents[1] / "style" / "van_gogh_starry_night.jpg")], content,
+                                 tmp_path / "run", size=48, steps=2, batch_size=2, init="multistyle26",
+                                 sample_every=0, device="cpu")
+    assert record["training"]["init"] == "multistyle26" and record["training"]["channels"] is None
+    loaded = load_transform_net(tmp_path / "run" / "model.pt")
+    assert loaded.architecture["residual_blocks"] == 6 and loaded.num_styles == 1
+

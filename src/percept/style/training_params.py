@@ -103,6 +103,9 @@ class TrainStyleParams:
                                                       metavar="W,...")
     channels: list[int] | None = setting(None, "widths of the transform network (unset: Johnson's 32, 64, 128)",
                                          cli=False)
+    init: str | None = setting(None, "start from a trained network instead of random weights: multistyle26 (its "
+                               "design and convolutions; each new style starts from the mean of its 26 styles' "
+                               "norm parameters), so far fewer steps are needed", metavar="NAME")
     sample_every: int = setting(500, "write samples/step_N.png in the training folder every N steps (0: never)",
                                 metavar="N")
     checkpoint_every: int = setting(500, "save the model file and the checkpoint every N steps (and at the end)",
@@ -123,6 +126,8 @@ class TrainStyleParams:
         _not_negative(self, "content_weight", "style_weight", "tv_weight")
         if self.lr_schedule not in LR_SCHEDULES:
             raise PerceptError(f"unknown lr schedule {self.lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
+        if self.init is not None and self.channels is not None:
+            raise PerceptError("init gives the network's widths; drop channels (or init)")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise PerceptError(f"max-minutes must be > 0, got {self.max_minutes}")
         if self.sample_every < 0 or self.checkpoint_every < 0:

@@ -44,14 +44,30 @@ from ..training import Trainer
 from ..training.photos import PhotoStream
 from .params import DEFAULT_STYLE_LAYERS
 from .training_params import TrainStyleParams
-from .transform_files import save_transform_net
+from .transform_files import build_transform_net, save_transform_net
 from .transform_loss import LOSS_CONTENT_LAYERS, PerceptualLoss
 from .transformer import DEFAULT_CHANNELS, TransformNet
 
 #: Settings added after the first release, with the value that runs saved before them used (so they resume); the
 #: style images were kept beside the settings then.
-SETTINGS_ADDED_LATER = {"lr_schedule": "constant", "style_layer_weights": None,
+SETTINGS_ADDED_LATER = {"lr_schedule": "constant", "style_layer_weights": None, "init": None,
                         "styles": lambda saved: _style_ids(saved.get("styles", []))}
+
+
+def _initial_net(num_styles: int, channels: list[int], init: str | None) -> TransformNet:
+    """Johnson's network with random weights, or (``init``) a trained network's design and weights, every new
+    style's norm parameters set to the mean of the trained styles' (Dumoulin et al.: the styles of one network
+    share its convolutions)."""
+    if init is None:
+        return TransformNet(num_styles, channels)
+    from ..models import get_model
+
+    base = get_model(init, kind="style-net")
+    net = build_transform_net({**base.architecture, "num_styles": num_styles})
+    state = {k: (v.mean(0, keepdim=True).expand(num_styles, -1).clone() if k.endswith((".gamma", ".beta")) else v)
+             for k, v in base.state_dict().items()}
+    net.load_state_dict(state)
+    return net
 
 
 class ContentCrops(PhotoStream):
@@ -169,7 +185,7 @@ def train_transform_net(
               "tv_weight": p.tv_weight, "network": network, "weights": None if p.weights is None else str(p.weights),
               "seed": p.seed, "content_layers": list(p.content_layers or LOSS_CONTENT_LAYERS[network]),
               "style_layers": list(p.style_layers or DEFAULT_STYLE_LAYERS[network]),
-              "channels": list(p.channels or DEFAULT_CHANNELS),
+              "channels": list(p.channels or DEFAULT_CHANNELS) if p.init is None else None, "init": p.init,
               "style_layer_weights": None if p.style_layer_weights is None else [float(w) for w in
                                                                                  p.style_layer_weights]}
     style_records = [_file_record(s) for s in style_paths]
@@ -178,7 +194,7 @@ def train_transform_net(
                       started=started)
     dev = trainer.device
     torch.manual_seed(p.seed)
-    net = trainer.prepare(TransformNet(len(style_paths), params["channels"]))
+    net = trainer.prepare(_initial_net(len(style_paths), params["channels"], p.init))
     loss_net = trainer.prepare(get_model(network, p.weights, kind="features", device=dev))
     need = loss_net.min_input_size(params["content_layers"] + params["style_layers"])
     if min(p.size, params["style_size"]) < need:
