@@ -103,9 +103,9 @@ class TrainStyleParams:
                                                       metavar="W,...")
     channels: list[int] | None = setting(None, "widths of the transform network (unset: Johnson's 32, 64, 128)",
                                          cli=False)
-    init: str | None = setting(None, "start from a trained network instead of random weights: multistyle26 (its "
-                               "design and convolutions; each new style starts from the mean of its 26 styles' "
-                               "norm parameters), so far fewer steps are needed", metavar="NAME")
+    init: str | None = setting(None, "start from a trained network instead of random weights: multistyle26 or a "
+                               "MODEL.pt of train-style (its design and weights; each new style starts from the mean "
+                               "of its styles' norm parameters), so far fewer steps are needed", metavar="NAME|MODEL.pt")
     sample_every: int = setting(500, "write samples/step_N.png in the training folder every N steps (0: never)",
                                 metavar="N")
     checkpoint_every: int = setting(500, "save the model file and the checkpoint every N steps (and at the end)",
