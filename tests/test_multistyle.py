@@ -139,3 +139,14 @@ def test_train_style_from_multistyle26_records_it(tmp_path):
     loaded = load_transform_net(tmp_path / "run" / "model.pt")
     assert loaded.architecture["residual_blocks"] == 6 and loaded.num_styles == 1
 
+
+def test_training_can_start_from_a_model_file(tmp_path):
+    from percept.style.transform_train import _initial_net
+
+    base = _random_lite(3)
+    path = save_transform_net(base, tmp_path / "base.pt")
+    net = _initial_net(1, [32, 64, 128], str(path))
+    assert net.architecture == {**base.architecture, "num_styles": 1}
+    assert torch.equal(net.out[1].weight, base.out[1].weight)
+    assert torch.allclose(net.out_norm.beta[0], base.out_norm.beta.mean(0))
+
