@@ -75,7 +75,8 @@ def stylize_with_model(
 
     Args:
         contents: a path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1], or a list of them.
-        model: a :class:`TransformNet` (used on its own device) or a model file / training folder.
+        model: a :class:`TransformNet` (used on its own device), a model file / training folder, or a network
+            registered by name (``multistyle26``; ``percept models`` lists them).
         progress: show a progress bar over images (and tiles).
         **settings: any field of :class:`~percept.style.params.NetworkParams`: ``style_index`` (which style of a
             multi-style network, 0-based); ``style_blend_weights`` (one weight per style, >= 0, normalised to sum
