@@ -49,7 +49,7 @@ class _OuterProducts(torch.autograd.Function):
                 grad_flat = grad_flat * weights
         if ctx.needs_input_grad[1]:
             grad_weights = (flat * torch.bmm(grad, flat)).sum(1, keepdim=True)
-            grad_weights = grad_weights.sum_to_size(weights.shape)
+            grad_weights = grad_weights.sum_to_size(weights.shape).to(weights.dtype)
         return grad_flat, grad_weights
 
 
