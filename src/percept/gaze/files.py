@@ -22,7 +22,7 @@ from .. import __version__
 from ..device import module_device, resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
-from ..models.tagged_file import read_tagged_file
+from ..models.tagged_file import mismatch_detail, read_tagged_file
 from .baselines import GaussianBlob
 from .centre_bias import CentreBias
 from .features import FeatureExtractor, FeatureSpec
@@ -108,9 +108,8 @@ def load_gaze_model(path: str | os.PathLike, *, device: str | torch.device = "cp
     except (KeyError, TypeError, ValueError) as exc:
         raise PerceptError(f"gaze model {str(path)!r} is damaged (missing or invalid {exc})") from None
     except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
         raise PerceptError(f"gaze model {str(path)!r} does not match its recorded architecture "
-                           f"({detail.rstrip('.')})") from None
+                           f"({mismatch_detail(exc)})") from None
     net.requires_grad_(False)
     net.eval().to(resolve_device(device))
     return model

@@ -271,7 +271,7 @@ def decode_multistyle_onnx(path: Path) -> StateDict:
         graph = onnx.load(str(path)).graph
         state = {_multistyle_key(t.name): torch.from_numpy(numpy_helper.to_array(t).copy()).float()
                  for t in graph.initializer if t.name.split(".")[0] in ("contract", "res", "expand")}
-    except (KeyError, ValueError, IndexError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+    except (KeyError, ValueError, IndexError) as exc:
         raise PerceptError(f"{path}: not the multi-style network this decoder reads ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - protobuf's decode errors have no public type
         raise PerceptError(f"{path}: cannot read the ONNX file ({type(exc).__name__}: {exc})") from None

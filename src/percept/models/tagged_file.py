@@ -54,6 +54,11 @@ def read_tagged_file(path: str | os.PathLike, fmt: str, *, version: int, noun: s
     return raw
 
 
+def mismatch_detail(exc: RuntimeError) -> str:
+    """The first informative line of ``load_state_dict``'s error (which tensor does not fit), without its full stop."""
+    return next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc)).rstrip(".")
+
+
 def build_from_tagged(raw: dict[str, Any], where: str, build: Callable[[dict[str, Any]], Any]) -> Any:
     """``build(raw["architecture"])`` with ``raw["state_dict"]`` loaded into it and ``metadata`` set to everything
     else the file records; a missing field or weights that do not fit the recorded architecture are one line."""
@@ -63,7 +68,6 @@ def build_from_tagged(raw: dict[str, Any], where: str, build: Callable[[dict[str
     except (KeyError, TypeError, ValueError) as exc:
         raise PerceptError(f"{where} is damaged (missing or invalid {exc})") from None
     except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise PerceptError(f"{where} does not match its recorded architecture ({detail.rstrip('.')})") from None
+        raise PerceptError(f"{where} does not match its recorded architecture ({mismatch_detail(exc)})") from None
     net.metadata = {k: v for k, v in raw.items() if k != "state_dict"}
     return net

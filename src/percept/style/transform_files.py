@@ -18,7 +18,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import PerceptError
 from ..image import atomic_write
-from ..models.tagged_file import build_from_tagged, read_tagged_file
+from ..models.tagged_file import build_from_tagged, mismatch_detail, read_tagged_file
 from .transform_loss import FORMAT, FORMAT_VERSION
 from .transformer import TransformNet
 
@@ -74,8 +74,7 @@ def build_registered(weights, *, device: str | torch.device = "cpu") -> Transfor
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise PerceptError(f"weights {weights.id} do not fit the network ({detail.rstrip('.')})") from None
+        raise PerceptError(f"weights {weights.id} do not fit the network ({mismatch_detail(exc)})") from None
     net.metadata = {"styles": [{"name": f"style {i}"} for i in range(net.num_styles)],
                     "architecture": net.architecture, "weights_id": weights.id}
     net.requires_grad_(False)
