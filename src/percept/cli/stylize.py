@@ -194,13 +194,11 @@ def _model_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from ..models import list_models
     from ..record import read_record
     from ..style.params import METHODS, reproducing_command
 
-    from ..models import list_models
-
-    registered = args.image in list_models("style-net") and not Path(args.image).exists()  # e.g. multistyle26
-    if registered or Path(args.image).suffix.lower() == ".pt" or Path(args.image).is_dir():
+    if args.image in list_models("style-net") or Path(args.image).suffix.lower() == ".pt" or Path(args.image).is_dir():
         return _model_info(args)
     record = read_record(args.image, what="image")
     if args.json:

@@ -34,7 +34,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, ExportParams)
     from ..models import list_models
 
-    if Path(args.run).is_file() or (args.run in list_models("style-net") and not Path(args.run).exists()):
+    if Path(args.run).is_file() or args.run in list_models("style-net"):
         return _export_style_net(args, settings)  # a style network: a file of train-style, or multistyle26
     from ..transfer.export import export_run
 

@@ -134,7 +134,7 @@ def describe_model(model: str) -> dict[str, Any]:
     ``model.pt``), and for a network registered by name (``multistyle26``) also its weights id."""
     from ..models import get_weights, list_models
 
-    if model in list_models("style-net") and not Path(model).exists():
+    if model in list_models("style-net"):  # a registered name wins over a file of that name, as in get_model
         weights = get_weights(model, kind="style-net")
         return {"name": weights.id, **describe_input(weights.locate()[1])}
     return describe_input(_model_file(model))
